@@ -1,0 +1,149 @@
+"""Whitelisted arithmetic expressions (rates in ``t``, derived sweep parameters).
+
+Expressions are data: they are parsed with :mod:`ast` and only a small grammar is
+accepted (numbers, named variables, ``+ - * / **`` (``^`` as power, like sympy),
+parentheses and a fixed set of functions). Nothing is ever passed to ``eval``;
+the parse tree is turned into a chain of closures over numpy functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from .errors import ExpressionError
+
+
+def heaviside(x):
+    """Heaviside step with H(0) = 0.5, as sympy/dipde evaluate it."""
+    return np.heaviside(x, 0.5)
+
+
+FUNCTIONS: dict[str, Callable] = {
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log,
+    "sqrt": np.sqrt, "abs": np.abs, "Abs": np.abs, "Heaviside": heaviside,
+}
+CONSTANTS: dict[str, float] = {"pi": math.pi, "E": math.e}
+
+_BINOPS = {
+    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+    ast.Pow: np.power, ast.BitXor: np.power,
+}
+_UNARY = {ast.USub: np.negative, ast.UAdd: lambda x: x}
+_COMPARE = {
+    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
+    ast.Eq: np.equal, ast.NotEq: np.not_equal,
+}
+MAX_LENGTH = 2000
+
+
+class Expression:
+    """A parsed expression; call it with keyword values for its variables."""
+
+    def __init__(self, text: str, variables: Iterable[str] = ("t",), boolean: bool = False):
+        if not isinstance(text, str):
+            raise ExpressionError(f"expression must be a string, got {text!r}")
+        if len(text) > MAX_LENGTH:
+            raise ExpressionError(f"expression longer than {MAX_LENGTH} characters")
+        self.text = text
+        self.allowed = tuple(variables)
+        self.boolean = boolean  # also allow comparisons, and/or/not (sweep constraints)
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except (SyntaxError, ValueError) as exc:
+            raise ExpressionError(f"cannot parse expression {text!r}: {getattr(exc, 'msg', exc)}") from None
+        self.names: set[str] = set()
+        try:
+            self._fn = self._compile(tree.body)
+        except RecursionError:
+            raise ExpressionError(f"expression {text!r} is nested too deeply") from None
+
+    def _bad(self, what: str):
+        return ExpressionError(
+            f"{what} is not allowed in expression {self.text!r} (allowed: numbers, "
+            f"{', '.join(self.allowed) or 'no variables'}, + - * / ** ( ), "
+            f"{', '.join(sorted(set(FUNCTIONS) - {'Abs'}))}, pi)")
+
+    def _compile(self, node) -> Callable:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                raise self._bad(f"constant {node.value!r}")
+            value = float(node.value)
+            return lambda env: value
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name in self.allowed:
+                self.names.add(name)
+                return lambda env: env[name]
+            if name in CONSTANTS:
+                value = CONSTANTS[name]
+                return lambda env: value
+            raise self._bad(f"name {name!r}")
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            op = _BINOPS[type(node.op)]
+            left, right = self._compile(node.left), self._compile(node.right)
+            return lambda env: op(left(env), right(env))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            op = _UNARY[type(node.op)]
+            operand = self._compile(node.operand)
+            return lambda env: op(operand(env))
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                raise self._bad(f"call of {ast.unparse(node.func)!r}")
+            if node.keywords or len(node.args) != 1:
+                raise self._bad(f"{node.func.id} with other than one argument")
+            fn = FUNCTIONS[node.func.id]
+            arg = self._compile(node.args[0])
+            return lambda env: fn(arg(env))
+        if self.boolean and isinstance(node, ast.Compare):
+            if not all(type(op) in _COMPARE for op in node.ops):
+                raise self._bad(f"comparison {ast.unparse(node)!r}")
+            parts = [self._compile(x) for x in [node.left, *node.comparators]]
+            ops = [_COMPARE[type(op)] for op in node.ops]
+
+            def compare(env):
+                values = [f(env) for f in parts]
+                result = ops[0](values[0], values[1])
+                for i in range(1, len(ops)):
+                    result = np.logical_and(result, ops[i](values[i], values[i + 1]))
+                return result
+            return compare
+        if self.boolean and isinstance(node, ast.BoolOp):
+            combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            parts = [self._compile(x) for x in node.values]
+
+            def boolop(env):
+                result = parts[0](env)
+                for f in parts[1:]:
+                    result = combine(result, f(env))
+                return result
+            return boolop
+        if self.boolean and isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            operand = self._compile(node.operand)
+            return lambda env: np.logical_not(operand(env))
+        raise self._bad(f"{type(node).__name__} ({ast.unparse(node)!r})")
+
+    def __call__(self, **values):
+        missing = self.names - set(values)
+        if missing:
+            raise ExpressionError(f"expression {self.text!r} needs values for {sorted(missing)}")
+        with np.errstate(all="ignore"):
+            return self._fn(values)
+
+    def evaluate(self, values: Mapping[str, object]):
+        return self(**values)
+
+    def __repr__(self):
+        return f"Expression({self.text!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Expression) and (self.text, self.allowed) == (other.text, other.allowed)
+
+    def __hash__(self):
+        return hash((self.text, self.allowed))
+
+    def __reduce__(self):
+        return (Expression, (self.text, self.allowed, self.boolean))

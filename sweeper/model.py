@@ -1,0 +1,418 @@
+"""The canonical in-memory network model.
+
+Every input format (sweeper's network files, PopNet/SONATA directories, the
+NetworkBuilder, sweep points) converts into :class:`Network`; the engine sees
+only this. Units are DiPDE's: seconds, volts relative to rest, Hz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+
+from .errors import ModelError
+from .expr import Expression
+
+UPDATE_METHODS = ("approx", "exact", "gmres")
+
+
+# --------------------------------------------------------------------------- distributions
+@dataclass(frozen=True)
+class Dist:
+    """A discrete distribution: values sorted ascending, probabilities summing to 1."""
+
+    values: tuple[float, ...]
+    probs: tuple[float, ...]
+
+    @classmethod
+    def delta(cls, x: float) -> "Dist":
+        return cls((float(x),), (1.0,))
+
+    @classmethod
+    def parse(cls, obj: Any, where: str = "distribution") -> "Dist":
+        """Accept a scalar, ``{"values", "probs"}``, ``{"distribution": "delta", "weight": x}``,
+        a ``(values, probs)`` pair, or an existing Dist. Bin edges (one value more than
+        probs) are turned into midpoints, as DiPDE does."""
+        if isinstance(obj, Dist):
+            return obj
+        if _is_number(obj):
+            return cls.delta(_finite(obj, where))
+        if isinstance(obj, dict):
+            if obj.get("distribution") == "delta":
+                if "weight" not in obj:
+                    raise ModelError("delta distribution needs a 'weight'", where)
+                return cls.delta(_finite(obj["weight"], f"{where}.weight"))
+            if "distribution" in obj:
+                raise ModelError(f"unknown distribution {obj['distribution']!r}; give 'values' and 'probs' "
+                                 "(continuous distributions must be discretised first)", where)
+            if "values" not in obj or "probs" not in obj:
+                raise ModelError("needs 'values' and 'probs' (or a single number)", where)
+            values, probs = obj["values"], obj["probs"]
+        elif isinstance(obj, (list, tuple)) and len(obj) == 2 and not _is_number(obj[0]):
+            values, probs = obj
+        else:
+            raise ModelError(f"expected a number or {{'values': [...], 'probs': [...]}}, got {obj!r}", where)
+        values = _float_list(values, f"{where}.values")
+        probs = _float_list(probs, f"{where}.probs")
+        if len(values) == len(probs) + 1:
+            values = [(a + b) / 2 for a, b in zip(values[:-1], values[1:])]
+        if len(values) != len(probs) or not values:
+            raise ModelError(f"'values' ({len(values)}) and 'probs' ({len(probs)}) must have the same "
+                             "non-zero length", where)
+        for i, p in enumerate(probs):
+            if p < 0:
+                raise ModelError(f"probability {p!r} is negative", f"{where}.probs[{i}]")
+        total = float(np.sum(probs))
+        if abs(total - 1.0) >= 1e-15:
+            raise ModelError(f"probabilities sum to {total!r}, not 1", f"{where}.probs")
+        order = np.argsort(values, kind="stable")
+        return cls(tuple(float(values[i]) for i in order), tuple(float(probs[i]) for i in order))
+
+    def to_json(self) -> dict:
+        return {"values": list(self.values), "probs": list(self.probs)}
+
+    @property
+    def mean(self) -> float:
+        return float(np.dot(self.values, self.probs))
+
+    def scaled(self, factor: float) -> "Dist":
+        """The same shape with every value multiplied (used to sweep a scalar over a distribution)."""
+        return Dist(tuple(v * factor for v in self.values), self.probs) if factor >= 0 else \
+            Dist.parse({"values": [v * factor for v in self.values], "probs": list(self.probs)})
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _finite(x, where: str) -> float:
+    if not _is_number(x):
+        raise ModelError(f"expected a number, got {x!r}", where)
+    x = float(x)
+    if not math.isfinite(x):
+        raise ModelError(f"expected a finite number, got {x!r}", where)
+    return x
+
+
+def _float_list(xs, where: str) -> list[float]:
+    if not isinstance(xs, (list, tuple, np.ndarray)):
+        raise ModelError(f"expected a list of numbers, got {xs!r}", where)
+    return [_finite(x, f"{where}[{i}]") for i, x in enumerate(xs)]
+
+
+# --------------------------------------------------------------------------- external rates
+@dataclass(frozen=True)
+class ConstantRate:
+    value: float
+
+    def __call__(self, t):
+        return self.value + 0.0 * np.asarray(t, dtype=float) if np.ndim(t) else self.value
+
+    def to_json(self):
+        return {"kind": "constant", "value": self.value}
+
+
+@dataclass(frozen=True)
+class ExpressionRate:
+    """A rate given as a whitelisted expression in ``t`` (seconds)."""
+
+    expr: str
+    compiled: Expression = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "compiled", Expression(self.expr, ("t",)))
+
+    def __call__(self, t):
+        value = self.compiled(t=np.asarray(t, dtype=float))
+        return np.broadcast_to(value, np.shape(t)).astype(float) if np.ndim(t) else float(value)
+
+    def to_json(self):
+        return {"kind": "expression", "expr": self.expr}
+
+
+@dataclass(frozen=True)
+class TableRate:
+    """A rate given as samples (t, rate), linearly interpolated, held constant outside."""
+
+    t: tuple[float, ...]
+    rate: tuple[float, ...]
+    source: str | None = None  # the CSV file it came from, for messages and round trips
+
+    def __call__(self, t):
+        value = np.interp(t, self.t, self.rate)
+        return value if np.ndim(t) else float(value)
+
+    def to_json(self):
+        if self.source:
+            return {"kind": "table", "file": self.source}
+        return {"kind": "table", "t": list(self.t), "rate": list(self.rate)}
+
+
+@dataclass(frozen=True)
+class CallableRate:
+    """A rate given as a Python function of t (API only; not serialisable to a file)."""
+
+    fn: Callable[[float], float]
+
+    def __call__(self, t):
+        if np.ndim(t):
+            return np.array([float(self.fn(float(x))) for x in np.ravel(t)]).reshape(np.shape(t))
+        return float(self.fn(float(t)))
+
+    def to_json(self):
+        raise ModelError("a Python callable rate cannot be written to a network file")
+
+
+Rate = Union[ConstantRate, ExpressionRate, TableRate, CallableRate]
+
+
+def parse_rate(obj: Any, where: str = "rate") -> Rate:
+    """Turn a number, an expression string, a ``{"kind": ...}`` dict or a callable into a Rate."""
+    if isinstance(obj, (ConstantRate, ExpressionRate, TableRate, CallableRate)):
+        return obj
+    if _is_number(obj):
+        return ConstantRate(_finite(obj, where))
+    if isinstance(obj, str):
+        return ExpressionRate(obj)
+    if callable(obj):
+        return CallableRate(obj)
+    if isinstance(obj, dict):
+        kind = obj.get("kind")
+        if kind == "constant":
+            return ConstantRate(_finite(obj.get("value"), f"{where}.value"))
+        if kind == "expression":
+            expr = obj.get("expr")
+            if not isinstance(expr, str):
+                raise ModelError(f"expected an expression string, got {expr!r}", f"{where}.expr")
+            return ExpressionRate(expr)
+        if kind == "table":
+            t = _float_list(obj.get("t"), f"{where}.t")
+            r = _float_list(obj.get("rate"), f"{where}.rate")
+            if len(t) != len(r) or not t:
+                raise ModelError("'t' and 'rate' must have the same non-zero length", where)
+            if any(b < a for a, b in zip(t[:-1], t[1:])):
+                raise ModelError("'t' must be increasing", f"{where}.t")
+            return TableRate(tuple(t), tuple(r), obj.get("file"))
+        raise ModelError(f"unknown rate kind {kind!r} (use constant, expression or table)", f"{where}.kind")
+    raise ModelError(f"expected a number, an expression or a {{'kind': ...}} object, got {obj!r}", where)
+
+
+# --------------------------------------------------------------------------- populations
+@dataclass(frozen=True)
+class InternalPopulation:
+    """A population whose voltage density is simulated (dipde's InternalPopulation)."""
+
+    name: str
+    tau_m: Dist = Dist.delta(0.02)
+    v_min: float = -0.1
+    v_max: float = 0.02
+    dv: float = 0.0001
+    update_method: str = "approx"
+    approx_order: int | None = None
+    tol: float = 1e-14
+    norm: float = math.inf
+    p0: Dist = Dist.delta(0.0)
+    initial_firing_rate: float = 0.0
+    record: bool = True
+    metadata: dict | None = field(default=None, compare=False)
+
+    kind = "internal"
+
+
+@dataclass(frozen=True)
+class ExternalPopulation:
+    """A population with a prescribed firing rate."""
+
+    name: str
+    rate: Rate = ConstantRate(0.0)
+
+    kind = "external"
+
+
+Population = Union[InternalPopulation, ExternalPopulation]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Input from ``source`` to ``target`` with in-degree ``nsyn`` (may be fractional)."""
+
+    source: str
+    target: str
+    nsyn: float
+    weights: Dist
+    delays: Dist = Dist.delta(0.0)
+    delay_queue: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Simulation:
+    t0: float = 0.0
+    tf: float = 0.1
+    dt: float = 0.0001
+
+
+@dataclass(frozen=True)
+class Network:
+    """Populations in engine order, connections in engine order, and the time grid."""
+
+    populations: tuple[Population, ...]
+    connections: tuple[Connection, ...] = ()
+    simulation: Simulation = Simulation()
+    name: str = "network"
+
+    def __post_init__(self):
+        object.__setattr__(self, "populations", tuple(self.populations))
+        object.__setattr__(self, "connections", tuple(self.connections))
+
+    # -- lookups
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def internal(self) -> list[InternalPopulation]:
+        return [p for p in self.populations if isinstance(p, InternalPopulation)]
+
+    @property
+    def external(self) -> list[ExternalPopulation]:
+        return [p for p in self.populations if isinstance(p, ExternalPopulation)]
+
+    @property
+    def recorded(self) -> list[str]:
+        return [p.name for p in self.internal if p.record]
+
+    def replace_population(self, name: str, **changes) -> "Network":
+        pops = tuple(replace(p, **changes) if p.name == name else p for p in self.populations)
+        return replace(self, populations=pops)
+
+    def replace_connection(self, index: int, **changes) -> "Network":
+        conns = list(self.connections)
+        conns[index] = replace(conns[index], **changes)
+        return replace(self, connections=tuple(conns))
+
+    def validate(self, where: str = "network") -> "Network":
+        """Raise ModelError naming the first bad key; return self when the network is usable."""
+        validate_network(self, where)
+        return self
+
+
+# --------------------------------------------------------------------------- validation
+def validate_network(net: Network, where: str = "network") -> None:
+    from .engine.grid import check_grid  # the grid rules live with the engine
+
+    sim = net.simulation
+    for key in ("t0", "tf", "dt"):
+        _finite(getattr(sim, key), f"{where}: simulation.{key}")
+    if sim.dt <= 0:
+        raise ModelError(f"dt must be > 0, got {sim.dt!r}", f"{where}: simulation.dt")
+    if sim.tf <= sim.t0:
+        raise ModelError(f"tf ({sim.tf!r}) must be greater than t0 ({sim.t0!r})", f"{where}: simulation.tf")
+    if (sim.tf - sim.t0) / sim.dt > 1e8:
+        raise ModelError(f"{(sim.tf - sim.t0) / sim.dt:.3g} steps is too many", f"{where}: simulation")
+
+    names: dict[str, Population] = {}
+    for i, pop in enumerate(net.populations):
+        pw = f"{where}: populations[{pop.name!r}]"
+        if not isinstance(pop.name, str) or not pop.name:
+            raise ModelError(f"population {i} needs a non-empty string name", f"{where}: populations[{i}]")
+        if pop.name in names:
+            raise ModelError(f"duplicate population name {pop.name!r}", pw)
+        names[pop.name] = pop
+        if isinstance(pop, InternalPopulation):
+            _validate_internal(pop, pw)
+            check_grid(pop.v_min, pop.v_max, pop.dv, pw)
+        elif isinstance(pop, ExternalPopulation):
+            _validate_rate(pop.rate, sim, f"{pw}.rate")
+        else:
+            raise ModelError(f"not a population: {pop!r}", pw)
+
+    for i, c in enumerate(net.connections):
+        cw = f"{where}: connections[{i}] ({c.source}->{c.target})"
+        if c.source not in names:
+            raise ModelError(f"unknown source population {c.source!r} (known: {sorted(names)})", f"{cw}.source")
+        if c.target not in names:
+            raise ModelError(f"unknown target population {c.target!r} (known: {sorted(names)})", f"{cw}.target")
+        if not isinstance(names[c.target], InternalPopulation):
+            raise ModelError(f"target {c.target!r} is external; targets must be internal", f"{cw}.target")
+        nsyn = _finite(c.nsyn, f"{cw}.nsyn")
+        if nsyn < 0:
+            raise ModelError(f"nsyn must be >= 0, got {nsyn!r}", f"{cw}.nsyn")
+        for v in c.delays.values:
+            if v < 0:
+                raise ModelError(f"delay {v!r} is negative", f"{cw}.delays")
+        if c.delay_queue is not None:
+            from .engine.delays import delay_steps
+            steps = delay_steps(c.delays, sim.dt)
+            need = max(steps) + 1
+            if len(c.delay_queue) != need:
+                raise ModelError(f"delay_queue has {len(c.delay_queue)} entries, the delays need {need}",
+                                 f"{cw}.delay_queue")
+
+
+def _validate_internal(p: InternalPopulation, where: str) -> None:
+    for key in ("v_min", "v_max", "dv", "tol", "initial_firing_rate"):
+        _finite(getattr(p, key), f"{where}.{key}")
+    for v in p.tau_m.values:
+        if not v > 0:
+            raise ModelError(f"tau_m must be > 0, got {v!r}", f"{where}.tau_m")
+    if not p.dv > 0:
+        raise ModelError(f"dv must be > 0, got {p.dv!r}", f"{where}.dv")
+    if not p.v_min < p.v_max:
+        raise ModelError(f"v_min ({p.v_min!r}) must be less than v_max ({p.v_max!r})", f"{where}.v_min")
+    if p.v_min > 0:
+        raise ModelError(f"v_min must be <= 0 (rest is 0 V), got {p.v_min!r}", f"{where}.v_min")
+    if p.v_max <= 0:
+        raise ModelError(f"v_max (threshold) must be > 0, got {p.v_max!r}", f"{where}.v_max")
+    if p.update_method not in UPDATE_METHODS:
+        raise ModelError(f"unknown update_method {p.update_method!r} (use {', '.join(UPDATE_METHODS)})",
+                         f"{where}.update_method")
+    if p.approx_order is not None and (not isinstance(p.approx_order, (int, np.integer))
+                                       or isinstance(p.approx_order, bool) or p.approx_order < 1):
+        raise ModelError(f"approx_order must be null or an integer >= 1, got {p.approx_order!r}",
+                         f"{where}.approx_order")
+    if not p.tol > 0:
+        raise ModelError(f"tol must be > 0, got {p.tol!r}", f"{where}.tol")
+    if p.initial_firing_rate < 0:
+        raise ModelError(f"initial_firing_rate must be >= 0, got {p.initial_firing_rate!r}",
+                         f"{where}.initial_firing_rate")
+    if not (p.norm == math.inf or p.norm == -math.inf or (_is_number(p.norm) and p.norm >= 1)):
+        raise ModelError(f"norm must be inf or a number >= 1, got {p.norm!r}", f"{where}.norm")
+
+
+def _validate_rate(rate: Rate, sim: Simulation, where: str) -> None:
+    if isinstance(rate, ConstantRate):
+        if rate.value < 0 and abs(rate.value) >= 1e-14:
+            raise ModelError(f"rate must be >= 0 Hz, got {rate.value!r}", where)
+    elif isinstance(rate, TableRate):
+        bad = [r for r in rate.rate if r < 0]
+        if bad:
+            raise ModelError(f"rate table has negative rate {bad[0]!r}", where)
+    elif isinstance(rate, ExpressionRate):
+        # Sample on the simulation's own time grid (and the times before t0 that delays read).
+        t = sim.t0 + np.arange(-64, int((sim.tf - sim.t0) / sim.dt) + 2) * sim.dt
+        values = np.asarray(rate(t), dtype=float)
+        bad = ~np.isfinite(values) | (values <= -1e-14)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ModelError(f"expression {rate.expr!r} gives {values[i]!r} Hz at t={t[i]!r} "
+                             "(rates must be finite and >= 0)", where)
+
+
+def as_network(obj: Any) -> Network:
+    """Best-effort conversion of user objects (sweeper Network, bmtk NetworkBuilder, paths)."""
+    if isinstance(obj, Network):
+        return obj
+    from .io import load_network
+    return load_network(obj)
+
+
+def network_from_parts(populations: Sequence[Population], connections: Sequence[Connection],
+                       t0: float = 0.0, tf: float = 0.1, dt: float = 1e-4, name: str = "network") -> Network:
+    """Convenience constructor for the Python API; drops nsyn == 0 connections as DiPDE does."""
+    return Network(tuple(populations), tuple(c for c in connections if c.nsyn != 0),
+                   Simulation(t0, tf, dt), name)

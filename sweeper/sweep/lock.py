@@ -1,0 +1,87 @@
+"""One writer per store: a lock file naming its holder (host, pid, start time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from ..errors import StoreError
+from ..store import now
+
+LOCK_NAME = ".sweeper.lock"
+
+
+def holder(store) -> dict | None:
+    """The lock's content, or None when the store is not locked."""
+    try:
+        return json.loads((Path(store) / LOCK_NAME).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"host": "?", "pid": -1, "started": "?", "damaged": True}
+
+
+def is_stale(info: dict) -> bool:
+    """True when the holder is a process on this host that no longer exists."""
+    if info.get("host") != socket.gethostname():
+        return False
+    pid = int(info.get("pid", -1))
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def describe(info: dict) -> str:
+    return f"host {info.get('host')}, pid {info.get('pid')}, started {info.get('started')}"
+
+
+def unlock(store) -> dict | None:
+    """Remove the lock whatever its state; return what it held."""
+    info = holder(store)
+    (Path(store) / LOCK_NAME).unlink(missing_ok=True)
+    return info
+
+
+class StoreLock:
+    """Context manager: take the store's lock or raise StoreError naming the current holder.
+
+    A lock left by a dead process on this host is cleared automatically, with a message.
+    """
+
+    def __init__(self, store):
+        self.path = Path(store) / LOCK_NAME
+
+    def __enter__(self):
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                current = holder(self.path.parent)
+                if current is not None and is_stale(current):
+                    print(f"sweeper: clearing a stale lock on {self.path.parent} ({describe(current)}: "
+                          "that process no longer exists)", file=sys.stderr)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise StoreError(f"{self.path.parent} is being written by another sweeper run "
+                                 f"({describe(current or {})}); if that run is dead, clear it with "
+                                 f"`sweeper unlock {self.path.parent}`") from None
+            except OSError as exc:
+                raise StoreError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(info, f)
+            return self
+        raise StoreError(f"cannot lock {self.path.parent}")
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+        return False

@@ -1,0 +1,140 @@
+"""Expansion of sweep axes into a table of points (one row per network to simulate).
+
+A point table is a dict ``name -> 1-D numpy array`` (float64, or object for strings), all
+of the same length. Grids are built with index arithmetic, so a 10^6-point spec expands
+in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping
+
+import numpy as np
+
+Table = dict[str, np.ndarray]
+
+
+def values_from(defn: Mapping, where: str) -> list:
+    """The explicit values of one axis: ``values``, ``linspace``, ``logspace`` or ``arange``."""
+    if "values" in defn:
+        vals = defn["values"]
+        return list(vals) if isinstance(vals, (list, tuple)) else [vals]
+    if "linspace" in defn:
+        a, b, n = _triple(defn["linspace"], ("start", "stop", "num"), where + ".linspace")
+        return np.linspace(a, b, int(n)).tolist()
+    if "logspace" in defn:  # start and stop are the values themselves, not exponents
+        a, b, n = _triple(defn["logspace"], ("start", "stop", "num"), where + ".logspace")
+        if a <= 0 or b <= 0:
+            raise ValueError(f"{where}.logspace: start and stop must be > 0, got {a!r}, {b!r}")
+        return np.geomspace(a, b, int(n)).tolist()
+    if "arange" in defn:
+        a, b, step = _triple(defn["arange"], ("start", "stop", "step"), where + ".arange")
+        if step == 0:
+            raise ValueError(f"{where}.arange: step must not be 0")
+        # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
+        return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
+    raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
+
+
+def _triple(obj, names, where):
+    if isinstance(obj, Mapping):
+        missing = [n for n in names if n not in obj]
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(missing)}")
+        obj = [obj[n] for n in names]
+    if not isinstance(obj, (list, tuple)) or len(obj) != 3:
+        raise ValueError(f"{where}: expected [{', '.join(names)}], got {obj!r}")
+    for x in obj:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ValueError(f"{where}: expected numbers, got {obj!r}")
+    return float(obj[0]), float(obj[1]), obj[2]
+
+
+def as_column(values: list) -> np.ndarray:
+    """Numbers become float64; anything else (strings, None) stays as objects."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=float)
+    return np.asarray(values, dtype=object)
+
+
+def grid(columns: Mapping[str, list]) -> Table:
+    """Cartesian product, last axis fastest (like nested loops in the order given)."""
+    names = list(columns)
+    sizes = [len(columns[n]) for n in names]
+    total = int(np.prod(sizes, dtype=np.int64)) if names else 1
+    index = np.arange(total)
+    out: Table = {}
+    stride = total
+    for name, size in zip(names, sizes):
+        stride //= size
+        col = as_column(list(columns[name]))
+        out[name] = col[(index // stride) % size]
+    return out
+
+
+def zipped(columns: Mapping[str, list], where: str) -> Table:
+    lengths = {n: len(v) for n, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{where}: zipped parameters need equal lengths, got {lengths}")
+    return {n: as_column(list(v)) for n, v in columns.items()}
+
+
+def sample(ranges: Mapping[str, tuple[float, float, bool]], n: int, method: str, seed: int) -> Table:
+    """``n`` points in the box given by ``ranges`` (name -> (low, high, log)) by random, lhs or sobol."""
+    from scipy.stats import qmc
+
+    d = len(ranges)
+    if method == "random":
+        u = np.random.default_rng(seed).random((n, d))
+    elif method == "lhs":
+        u = qmc.LatinHypercube(d=d, seed=seed).random(n)
+    elif method == "sobol":
+        u = qmc.Sobol(d=d, scramble=True, seed=seed).random(n)
+    else:
+        raise ValueError(f"unknown sampling method {method!r} (use random, lhs, sobol)")
+    out: Table = {}
+    for j, (name, (low, high, log)) in enumerate(ranges.items()):
+        if log:
+            out[name] = np.exp(np.log(low) + u[:, j] * (np.log(high) - np.log(low)))
+        else:
+            out[name] = low + u[:, j] * (high - low)
+    return out
+
+
+def product(tables: list[Table]) -> Table:
+    """Combine independent tables by Cartesian product of their rows (first table slowest)."""
+    result: Table = {}
+    count = 1
+    for table in tables:
+        m = len(next(iter(table.values()))) if table else 1
+        result = {k: np.repeat(v, m) for k, v in result.items()}
+        for k, v in table.items():
+            result[k] = np.tile(v, count)
+        count *= m
+    return result
+
+
+def length(table: Table) -> int:
+    return len(next(iter(table.values()))) if table else 1
+
+
+def point_ids(table: Table, names: list[str]) -> np.ndarray:
+    """A stable id per row derived from its parameter values (same values -> same id, any run)."""
+    n = length(table)
+    if not names:
+        return np.array(["p" + hashlib.sha1(b"").hexdigest()[:15]] * n, dtype=object)
+    cols = [[_canon(v) for v in table[name]] for name in names]
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        key = "\x1f".join(f"{name}={col[i]}" for name, col in zip(names, cols))
+        out[i] = "p" + hashlib.sha1(key.encode()).hexdigest()[:15]
+    return out
+
+
+def _canon(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return repr(float(v))
+    return repr(v)

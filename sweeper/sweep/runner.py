@@ -1,0 +1,255 @@
+"""Running a sweep on Dask: one task per store chunk; workers simulate and write their own chunk.
+
+The client only expands the points, creates (or checks) the store and hands out chunk
+indices; traces never pass through it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StoreError, SweeperError
+from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
+from . import points as pts
+from .spec import Sweep
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts over the whole store and the failures it saw."""
+
+    store: Path
+    points: int
+    computed: int = 0
+    counts: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)  # (point index, point id, reason)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.counts.get("failed", 0) == 0 and self.counts.get("pending", 0) == 0
+
+
+# --------------------------------------------------------------------------- store preparation
+def time_axis(sweep: Sweep, table: pts.Table) -> np.ndarray:
+    """Sample times shared by every point: t_n = t0 + n*dt while t0 + n*dt < tf (longest tf)."""
+    sim = sweep.base_network().simulation
+    tf = sim.tf
+    for name, path in list(sweep.paths.items()) + [(n, d[1]) for n, d in sweep.derived.items()]:
+        if path is not None and path.area == "simulation" and path.field == "tf" and len(table[name]):
+            tf = float(np.max(table[name]))
+    n = 0
+    while sim.t0 + n * sim.dt < tf:
+        n += 1
+    t = sim.t0 + np.arange(n + 1) * sim.dt
+    return t[::sweep.output["record_every"]]
+
+
+def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
+    """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it)."""
+    path = Path(path)
+    table = sweep.points()
+    names = sweep.parameter_names
+    clash = RESERVED.intersection(names)
+    if clash:
+        raise StoreError(f"parameter name(s) {sorted(clash)} are reserved in the store; rename them")
+    if pts.length(table) == 0:
+        raise StoreError("the spec has no points (constraints removed every point)")
+    ids = pts.point_ids(table, names)
+    if len(set(ids)) != len(ids):
+        raise StoreError("two points have identical parameter values; use 'replicates' to repeat points")
+    if not path.exists():
+        probe = sweep.network_for({k: v[0] for k, v in table.items()})
+        attrs = {"spec": sweep.text, "spec_source": sweep.source, "base_dir": str(sweep.base_dir),
+                 "spec_hash": sweep.hash, "signature": sweep.signature, "name": sweep.name,
+                 "paths": {n: (p.text if p is not None else None) for n, p in sweep.paths.items()},
+                 "derived": {n: d[0].text for n, d in sweep.derived.items()},
+                 "metric_window": sweep.output["metric_window"],
+                 "record_every": sweep.output["record_every"]}
+        return SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
+                                 times=time_axis(sweep, table), attrs=attrs,
+                                 dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
+    store = SweepStore.open(path, mode="r+")
+    meta = store.meta
+    if meta.get("signature") != sweep.signature or store.parameters != names:
+        raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
+                         f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    old = store.point_ids()
+    if len(old) == len(ids) and np.array_equal(old, ids):
+        return store
+    known = set(old)
+    missing = len(known - set(ids))
+    if missing:
+        raise StoreError(f"{path} holds {missing} point(s) that this spec no longer has; a spec may only "
+                         "add points to an existing store")
+    if not extend_ok:
+        raise StoreError(f"{path} would grow by {len(ids) - len(old)} points")
+    if len(time_axis(sweep, table)) != len(store.times):
+        raise StoreError(f"{path}: the new points need a different time axis; use a new store")
+    new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
+    store.extend({k: v[new] for k, v in table.items()}, ids[new])
+    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source)
+    store.consolidate()
+    return store
+
+
+# --------------------------------------------------------------------------- the task
+@lru_cache(maxsize=8)
+def _sweep_of(store_path: str, spec_hash: str, spec: str, base_dir: str, source: str) -> Sweep:
+    return Sweep.from_text(spec, base_dir=base_dir, source=source)
+
+
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
+    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
+    from ..engine import simulate_batch
+
+    store = SweepStore.open(store_path, mode="r+")
+    meta = store.meta
+    sweep = _sweep_of(str(store.path), meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
+    sl = store.chunk_slice(chunk)
+    status = store.status(sl)
+    todo = status == PENDING
+    if retry_failed:
+        todo |= status == FAILED
+    params = store.params(sl)
+    n = sl.stop - sl.start
+    times, pops = store.times, store.populations
+    every = int(meta.get("record_every", 1))
+    rates = np.full((n, len(pops), len(times)), np.nan)
+    new_status = np.full(n, FAILED, dtype=np.int8)
+    errors = [""] * n
+
+    nets, rows = [], []
+    for j in np.flatnonzero(todo):
+        point = {k: v[j] for k, v in params.items()}
+        try:
+            net = sweep.network_for(point)
+            net.validate(where="point")
+            if net.recorded != pops:
+                raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
+        except SweeperError as exc:
+            errors[j] = str(exc)
+            continue
+        except Exception as exc:  # a user builder's own error: record it, keep going
+            errors[j] = f"{type(exc).__name__}: {exc}"
+            continue
+        nets.append(net)
+        rows.append(j)
+    for j, result in zip(rows, simulate_batch(nets) if nets else []):
+        if isinstance(result, Exception):
+            errors[j] = str(result)
+            continue
+        r = np.asarray(result.rates)[:, ::every]
+        if not np.isfinite(r).all():
+            errors[j] = "non-finite firing rate"
+            continue
+        rates[j, :, :r.shape[1]] = r[:, :len(times)]
+        new_status[j] = DONE
+    mean_rate, final_rate = metrics(rates, times, meta.get("metric_window"))
+    store.write_chunk(chunk, rates, new_status, errors, mean_rate, final_rate, mask=todo)
+    ids = store.point_ids(sl)
+    failed = [(sl.start + int(j), str(ids[j]), errors[j]) for j in np.flatnonzero(todo & (new_status == FAILED))]
+    return {"chunk": chunk, "computed": int(todo.sum()), "failed": failed}
+
+
+def metrics(rates: np.ndarray, times: np.ndarray, window: float | None):
+    """Mean rate over the final ``window`` seconds (default: second half) and the last finite rate."""
+    n, npop, nt = rates.shape
+    finite = np.isfinite(rates)
+    last = np.where(finite.any(axis=2), nt - 1 - np.argmax(finite[:, :, ::-1], axis=2), 0)
+    final = np.take_along_axis(rates, last[:, :, None], axis=2)[:, :, 0]
+    t_end = times[last]
+    span = (t_end - times[0]) / 2 if window is None else np.full_like(t_end, float(window))
+    inside = finite & (times[None, None, :] >= (t_end - span)[:, :, None] - 1e-12)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(inside, rates, 0.0).sum(axis=2) / inside.sum(axis=2)
+    return mean, final
+
+
+# --------------------------------------------------------------------------- the driver
+@contextmanager
+def _default_client(client):
+    if client is not None:
+        yield client
+        return
+    try:
+        from distributed import get_client
+        yield get_client()
+        return
+    except ValueError:
+        pass
+    from ..cluster import connect
+    with connect("local") as c:
+        yield c
+
+
+def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
+              progress: bool = False, max_in_flight: int | None = None) -> RunSummary:
+    """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened."""
+    from distributed import as_completed
+
+    if not isinstance(sweep, Sweep):
+        sweep = Sweep.from_file(sweep)
+    t_start = time.perf_counter()
+    st = prepare_store(sweep, store)
+    from .lock import StoreLock
+    with StoreLock(st.path):
+        chunks = st.todo_chunks(retry_failed)
+        summary = RunSummary(Path(store), st.npoints)
+        with _default_client(client) as cl:
+            bar = _progress(len(chunks), progress, cl)
+            limit = max_in_flight or max(4, 4 * max(1, len(cl.scheduler_info().get("workers", {})) or 2))
+            todo = iter(chunks)
+            key = f"{sweep.hash}-{os.getpid()}-{int(time.time())}"
+
+            def submit(i):
+                return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
+                                 key=f"sweeper-chunk-{key}-{i}", pure=False, retries=2)
+
+            pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
+            for fut in pending:
+                try:
+                    res = fut.result()
+                except Exception as exc:  # the chunk itself failed (not one point): report it
+                    res = {"computed": 0, "failed": [(-1, "", f"task failed: {type(exc).__name__}: {exc}")]}
+                summary.computed += res["computed"]
+                summary.failures.extend(res["failed"])
+                fut.release()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.add(submit(nxt))
+                bar.update(1)
+            bar.close()
+        summary.counts = st.counts()
+        if summary.counts["pending"] == 0:
+            st.set_meta(completed=now())
+        st.consolidate()
+    summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool, client):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        print(f"Dask dashboard: {link}", file=sys.stderr)
+    return tqdm(total=total, unit="chunk", file=sys.stderr, dynamic_ncols=True)
