@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -114,7 +115,9 @@ class SweepStore:
         return cls(path, group)
 
     def consolidate(self):
-        zarr.consolidate_metadata(str(self.path))
+        with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec (yet)"
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(self.path))
 
     # -- shape
     @property

@@ -30,8 +30,7 @@ def main():
 
 
 # Registration happens on import; keep these imports at the end.
-from . import simulate  # noqa: E402,F401
-for _optional in ("sweep", "cluster"):
+for _optional in ("simulate", "sweep", "cluster"):
     try:
         __import__(f"{__name__}.{_optional}")
     except ModuleNotFoundError as _exc:  # module not written yet in this checkout

@@ -11,13 +11,18 @@ from pathlib import Path
 from ..errors import StoreError
 from ..store import now
 
-LOCK_NAME = ".sweeper.lock"
+
+
+def lock_path(store) -> Path:
+    """The lock lives beside the store (``run.zarr.lock``) so Zarr never sees a foreign file."""
+    store = Path(store)
+    return store.with_name(store.name + ".lock")
 
 
 def holder(store) -> dict | None:
     """The lock's content, or None when the store is not locked."""
     try:
-        return json.loads((Path(store) / LOCK_NAME).read_text())
+        return json.loads(lock_path(store).read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -47,7 +52,7 @@ def describe(info: dict) -> str:
 def unlock(store) -> dict | None:
     """Remove the lock whatever its state; return what it held."""
     info = holder(store)
-    (Path(store) / LOCK_NAME).unlink(missing_ok=True)
+    lock_path(store).unlink(missing_ok=True)
     return info
 
 
@@ -58,7 +63,8 @@ class StoreLock:
     """
 
     def __init__(self, store):
-        self.path = Path(store) / LOCK_NAME
+        self.store = Path(store)
+        self.path = lock_path(store)
 
     def __enter__(self):
         info = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
@@ -66,21 +72,21 @@ class StoreLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                current = holder(self.path.parent)
+                current = holder(self.store)
                 if current is not None and is_stale(current):
-                    print(f"sweeper: clearing a stale lock on {self.path.parent} ({describe(current)}: "
+                    print(f"sweeper: clearing a stale lock on {self.store} ({describe(current)}: "
                           "that process no longer exists)", file=sys.stderr)
                     self.path.unlink(missing_ok=True)
                     continue
-                raise StoreError(f"{self.path.parent} is being written by another sweeper run "
+                raise StoreError(f"{self.store} is being written by another sweeper run "
                                  f"({describe(current or {})}); if that run is dead, clear it with "
-                                 f"`sweeper unlock {self.path.parent}`") from None
+                                 f"`sweeper unlock {self.store}`") from None
             except OSError as exc:
-                raise StoreError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
+                raise StoreError(f"cannot lock {self.store}: {exc.strerror}") from None
             with os.fdopen(fd, "w") as f:
                 json.dump(info, f)
             return self
-        raise StoreError(f"cannot lock {self.path.parent}")
+        raise StoreError(f"cannot lock {self.store}")
 
     def __exit__(self, *exc):
         self.path.unlink(missing_ok=True)

@@ -1,0 +1,282 @@
+"""Turn a batch of same-structure networks into the flat arrays the compiled loop steps.
+
+Structure (shared by the batch): time grid, populations and their grids and methods,
+connection topology, delay step counts, grouping of connections into input groups.
+Per member: leak rates (tau_m), jump operators (weights), nsyn, delay probabilities,
+initial densities and rates, external rates, tolerances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model import ExternalPopulation, InternalPopulation, Network
+from .delays import delay_kernel
+from .grid import edges, initial_density, zero_bins
+from .operators import jump_operator, leak_dest, leak_rates
+
+METHODS = ("approx", "approx", "gmres", "exact")  # index = method code used by propagate
+
+
+def method_code(pop: InternalPopulation) -> int:
+    if pop.update_method == "gmres":
+        return 2
+    if pop.update_method == "exact":
+        return 3
+    return 0 if pop.approx_order is None else 1
+
+
+def active_connections(net: Network):
+    """Connections the engine simulates: those with nsyn != 0, in network order."""
+    return [c for c in net.connections if c.nsyn != 0]
+
+
+def n_steps(sim) -> int:
+    """Steps taken by ``while t0 + n*dt < tf`` (spec §11)."""
+    t0, tf, dt = float(sim.t0), float(sim.tf), float(sim.dt)
+    n = max(0, int((tf - t0) / dt))
+    while n > 0 and t0 + (n - 1) * dt >= tf:
+        n -= 1
+    while t0 + n * dt < tf:
+        n += 1
+    return n
+
+
+def _groups(net: Network, conns) -> list[int]:
+    """Input-group number of each connection: same target and identical weights share one."""
+    keys: dict[tuple, int] = {}
+    out = []
+    for c in conns:
+        out.append(keys.setdefault((c.target, c.weights), len(keys)))
+    return out
+
+
+def structure_key(net: Network):
+    """Hashable key: networks with equal keys can be stepped together in one batch."""
+    sim = net.simulation
+    index = {p.name: i for i, p in enumerate(net.populations)}
+    pops = []
+    for p in net.populations:
+        if isinstance(p, InternalPopulation):
+            pops.append(("internal", p.name, float(p.v_min), float(p.v_max), float(p.dv),
+                         method_code(p), p.approx_order, bool(p.record)))
+        else:
+            pops.append(("external", p.name))
+    conns = active_connections(net)
+    groups = _groups(net, conns)
+    ctuple = tuple((index.get(c.source, -1), index.get(c.target, -1),
+                    tuple(int(np.round(v / sim.dt)) for v in c.delays.values) if sim.dt else (),
+                    c.delay_queue is not None, g) for c, g in zip(conns, groups))
+    return (float(sim.t0), float(sim.tf), float(sim.dt), tuple(pops), ctuple)
+
+
+@lru_cache(maxsize=512)
+def _grid(v_min: float, v_max: float, dv: float):
+    e = edges(v_min, v_max, dv)
+    zb = zero_bins(e)
+    n = len(e) - 1
+    dest = leak_dest(n, zb)
+    srca = np.full(n, -1, dtype=np.int64)
+    srcb = np.full(n, -1, dtype=np.int64)
+    for k in np.flatnonzero(dest >= 0):
+        d = dest[k]
+        if srca[d] < 0:
+            srca[d] = k
+        else:
+            srcb[d] = k
+    # Gauss-Seidel order: each side swept toward the reset bins, which come last
+    order = np.concatenate([np.arange(0, min(zb)), np.arange(n - 1, max(zb), -1), np.array(zb)])
+    for a in (e, dest, srca, srcb, order):
+        a.setflags(write=False)
+    return e, zb, dest, srca, srcb, order.astype(np.int64)
+
+
+@lru_cache(maxsize=1024)
+def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
+    e = _grid(v_min, v_max, dv)[0]
+    J = jump_operator(e, values, probs)
+    return (J.band.indptr.astype(np.int64), J.band.indices.astype(np.int64), J.band.data.copy(),
+            J.theta, J.floor)
+
+
+def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
+    """Evaluate an external rate at times t and apply dipde's checks (spec §2.2)."""
+    try:
+        v = np.asarray(rate(t), dtype=float)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user's callable may raise anything
+        raise ModelError(f"rate could not be evaluated: {exc}", where) from None
+    v = np.broadcast_to(v, t.shape).astype(float)
+    bad = ~np.isfinite(v) | (v <= -1e-14)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ModelError(f"rate is {v[i]!r} Hz at t={t[i]!r} (rates must be finite and >= 0)", where)
+    return np.abs(v)
+
+
+@dataclass
+class Plan:
+    """Flat arrays for :func:`sweeper.engine.propagate.run_members` (see there)."""
+
+    nets: list
+    steps: int
+    t: np.ndarray
+    internal: list          # internal population names, network order
+    recorded: list          # indices into internal of recorded populations
+    args: tuple
+
+
+def build_plan(nets: list[Network]) -> Plan:
+    """Arrays for a batch of networks that all share ``structure_key``."""
+    net0 = nets[0]
+    sim = net0.simulation
+    t0, dt = float(sim.t0), float(sim.dt)
+    steps = n_steps(sim)
+    t = t0 + np.arange(steps + 1, dtype=float) * dt
+    B = len(nets)
+
+    ints = [p for p in net0.populations if isinstance(p, InternalPopulation)]
+    exts = [p for p in net0.populations if isinstance(p, ExternalPopulation)]
+    iidx = {p.name: i for i, p in enumerate(ints)}
+    eidx = {p.name: i for i, p in enumerate(exts)}
+    P, E = len(ints), len(exts)
+
+    grids = [_grid(float(p.v_min), float(p.v_max), float(p.dv)) for p in ints]
+    nbins = np.array([len(g[0]) - 1 for g in grids], dtype=np.int64)
+    boff = np.zeros(P + 1, dtype=np.int64)
+    boff[1:] = np.cumsum(nbins)
+    N = int(boff[-1])
+    cat = (lambda k: np.concatenate([g[k] for g in grids]).astype(np.int64)) if P else \
+        (lambda k: np.zeros(0, np.int64))
+    dest, srca, srcb, order = cat(2), cat(3), cat(4), cat(5)
+    zb0s = np.array([g[1][0] for g in grids], dtype=np.int64)
+    zb1s = np.array([g[1][1] if len(g[1]) > 1 else -1 for g in grids], dtype=np.int64)
+    method = np.array([method_code(p) for p in ints], dtype=np.int64)
+    approx_order = np.array([p.approx_order or 0 for p in ints], dtype=np.int64)
+
+    conns0 = active_connections(net0)
+    groups0 = _groups(net0, conns0)
+    # global group numbering: by target population, then first appearance
+    first: dict[int, tuple[int, int]] = {}
+    for c, g in zip(conns0, groups0):
+        first.setdefault(g, (iidx[c.target], g))
+    gorder = sorted(first, key=lambda g: first[g])
+    gmap = {g: k for k, g in enumerate(gorder)}
+    G = len(gorder)
+    gpop = np.array([first[g][0] for g in gorder], dtype=np.int64)
+    gstart = np.searchsorted(gpop, np.arange(P + 1)).astype(np.int64)
+    gboff = np.zeros(G + 1, dtype=np.int64)
+    gboff[1:] = np.cumsum(nbins[gpop]) if G else []
+    GB = int(gboff[-1])
+
+    C = len(conns0)
+    c_group = np.array([gmap[g] for g in groups0], dtype=np.int64)
+    c_srckind = np.array([0 if c.source in iidx else 1 for c in conns0], dtype=np.int64)
+    c_src = np.array([iidx.get(c.source, eidx.get(c.source, -1)) for c in conns0], dtype=np.int64)
+    kernels0 = [delay_kernel(c.delays, dt) for c in conns0]
+    c_D = np.array([max(ks) for ks, _ in kernels0], dtype=np.int64)
+    c_kptr = np.zeros(C + 1, dtype=np.int64)
+    c_kptr[1:] = np.cumsum([len(ks) for ks, _ in kernels0])
+    c_ks = np.array([k for ks, _ in kernels0 for k in ks], dtype=np.int64)
+    c_hoff = np.zeros(C + 1, dtype=np.int64)
+    c_hoff[1:] = np.cumsum(c_D + 1 + steps)
+    tgt = np.array([iidx[c.target] for c in conns0], dtype=np.int64)
+    pconn = np.argsort(tgt, kind="stable").astype(np.int64)
+    pconn_ptr = np.searchsorted(tgt[pconn], np.arange(P + 1)).astype(np.int64)
+
+    leak = np.zeros((B, N))
+    p0 = np.zeros((B, N))
+    rate0 = np.zeros((B, P))
+    tol = np.zeros((B, P))
+    normord = np.zeros((B, P))
+    theta = np.zeros((B, GB))
+    floor = np.zeros((B, GB))
+    bptr = np.zeros((B, G), dtype=np.int64)
+    rowptr_parts, cols_parts, vals_parts = [], [], []
+    nrow = nval = 0
+    c_pk = np.zeros((B, len(c_ks)))
+    c_nsyn = np.zeros((B, C))
+    ext_now = np.zeros((B, E, steps + 1))
+    hist = np.zeros((B, int(c_hoff[-1])))
+
+    for b, net in enumerate(nets):
+        name = net.name
+        pops = {p.name: p for p in net.populations}
+        for i, p0name in enumerate(iidx):
+            p = pops[p0name]
+            where = f"{name}: populations[{p.name!r}]"
+            e, zb = grids[i][0], grids[i][1]
+            o = boff[i]
+            leak[b, o:o + nbins[i]] = leak_rates(e, zb, p.tau_m.values, p.tau_m.probs)
+            p0[b, o:o + nbins[i]] = initial_density(e, p.p0.values, p.p0.probs, f"{where}.p0")
+            rate0[b, i] = p.initial_firing_rate
+            tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
+            normord[b, i] = float(p.norm)
+        for k, ename in enumerate(eidx):
+            ext_now[b, k] = _rate_values(pops[ename].rate, t, f"{name}: populations[{ename!r}].rate")
+        conns = active_connections(net)
+        groups = _groups(net, conns)
+        done = set()
+        for c, g in zip(conns, groups):
+            gg = gmap[g]
+            if gg in done:
+                continue
+            done.add(gg)
+            tp = pops[c.target]
+            indptr, idx, data, th, fl = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
+                                              c.weights.values, c.weights.probs)
+            bptr[b, gg] = nrow
+            rowptr_parts.append(indptr + nval)
+            cols_parts.append(idx)
+            vals_parts.append(data)
+            nrow += len(indptr)
+            nval += len(idx)
+            theta[b, gboff[gg]:gboff[gg + 1]] = th
+            floor[b, gboff[gg]:gboff[gg + 1]] = fl
+        for ci, c in enumerate(conns):
+            ks, pk = delay_kernel(c.delays, dt)
+            c_pk[b, c_kptr[ci]:c_kptr[ci + 1]] = pk
+            c_nsyn[b, ci] = float(c.nsyn)
+            D = int(c_D[ci])
+            h = c_hoff[ci]
+            where = f"{name}: connections[{c.source}->{c.target}]"
+            if c.delay_queue is not None:
+                q = np.asarray(c.delay_queue, dtype=float)
+            elif c.source in eidx:
+                ts = t0 - np.arange(D, -1, -1, dtype=float) * dt  # oldest first: t0 - D*dt ... t0
+                q = _rate_values(pops[c.source].rate, ts, f"{name}: populations[{c.source!r}].rate")
+            else:
+                q = np.full(D + 1, float(pops[c.source].initial_firing_rate))
+            if len(q) != D + 1:
+                raise ModelError(f"delay_queue has {len(q)} entries, the delays need {D + 1}",
+                                 f"{where}.delay_queue")
+            hist[b, h:h + D + 1] = q
+
+    rowptr = np.concatenate(rowptr_parts) if rowptr_parts else np.zeros(1, np.int64)
+    cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, np.int64)
+    vals = np.concatenate(vals_parts) if vals_parts else np.zeros(0)
+    recorded = [i for i, p in enumerate(ints) if p.record]
+    args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
+            zb0s, zb1s, dest, srca, srcb, order,
+            gstart, gboff, leak, bptr, rowptr, cols, vals, theta, floor,
+            p0, rate0,
+            c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
+            ext_now, hist)
+    return Plan(nets, steps, t, [p.name for p in ints], recorded, args)
+
+
+def fail_reason(code: int, method: str, dt: float) -> str:
+    from . import propagate as pr
+    if code == pr.FAIL_MASS:
+        return ("probability mass not conserved (|sum(p) - 1| >= 1e-12): dt is too large or dv too "
+                f"small for update_method {method!r}; use a smaller dt or update_method 'gmres'")
+    if code == pr.FAIL_SERIES:
+        return f"Taylor series of update_method {method!r} did not converge (dt*||J|| too large)"
+    if code == pr.FAIL_NEGATIVE_TOTAL:
+        return "density lost all its mass (no positive entries left)"
+    return "firing rate became non-finite (NaN or inf)"

@@ -1,0 +1,100 @@
+"""Public entry points: simulate one network, or many at once grouped by structure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError, SimulationError
+from ..model import Network
+from .plan import build_plan, fail_reason, structure_key
+from .propagate import run_members
+
+MAX_BATCH = 128  # members stepped per compiled call; bounds memory of the flat arrays
+
+
+@dataclass
+class Result:
+    """Firing rates of the recorded internal populations: ``rates[i]`` is the trace of ``names[i]``."""
+
+    t: np.ndarray          # (T,) sample times t0 + n*dt, the first one holds initial_firing_rate
+    rates: np.ndarray      # (P_recorded, T) float64, Hz
+    names: list[str]       # recorded internal population names, network order
+    name: str = "network"
+    info: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def rate(self, population: str) -> np.ndarray:
+        return self.rates[self.names.index(population)]
+
+
+def simulate(net: Network) -> Result:
+    """Simulate one network; raise SimulationError (with the reason) if it fails numerically."""
+    net.validate(net.name)
+    out = _run_group([net])[0]
+    if isinstance(out, SweeperErrorTypes):
+        raise out
+    return out
+
+
+def simulate_batch(nets: Sequence[Network]) -> list:
+    """Simulate many networks; same-structure ones are stepped together.
+
+    Returns one entry per network, in order: a :class:`Result`, or the SimulationError that
+    network ran into (a failing member never affects the others).
+    """
+    out: list = [None] * len(nets)
+    groups: dict = {}
+    for k, net in enumerate(nets):
+        try:
+            net.validate(net.name)
+        except ModelError as exc:
+            out[k] = _as_simulation_error(exc)
+            continue
+        groups.setdefault(structure_key(net), []).append(k)
+    for members in groups.values():
+        for s in range(0, len(members), MAX_BATCH):
+            chunk = members[s:s + MAX_BATCH]
+            for k, res in zip(chunk, _run_group([nets[k] for k in chunk])):
+                out[k] = res
+    return out
+
+
+SweeperErrorTypes = (SimulationError,)
+
+
+def _as_simulation_error(exc: ModelError) -> SimulationError:
+    err = SimulationError(exc.message, exc.where)
+    err.__cause__ = exc
+    return err
+
+
+def _run_group(nets: list[Network]) -> list:
+    """Run networks that share a structure key; per-member setup errors are isolated."""
+    try:
+        plan = build_plan(nets)
+    except ModelError as exc:
+        if len(nets) == 1:
+            return [_as_simulation_error(exc)]
+        return [r for net in nets for r in _run_group([net])]
+    B, P = len(nets), len(plan.internal)
+    rates = np.full((B, P, plan.steps + 1), np.nan)
+    status = np.zeros(B, dtype=np.int64)
+    fail_step = np.zeros(B, dtype=np.int64)
+    fail_pop = np.zeros(B, dtype=np.int64)
+    sweeps = np.zeros((B, P), dtype=np.int64)
+    run_members(*plan.args, rates, status, fail_step, fail_pop, sweeps)
+    names = [plan.internal[i] for i in plan.recorded]
+    results = []
+    for b, net in enumerate(nets):
+        if status[b]:
+            pop = net.population(plan.internal[fail_pop[b]])
+            step = int(fail_step[b])
+            results.append(SimulationError(
+                fail_reason(int(status[b]), pop.update_method, net.simulation.dt),
+                f"{net.name}: populations[{pop.name!r}] at t={plan.t[step]!r} s (step {step})"))
+        else:
+            results.append(Result(plan.t.copy(), rates[b, plan.recorded].copy(), list(names), net.name,
+                                  {"iterations": dict(zip(plan.internal, sweeps[b].tolist()))}))
+    return results

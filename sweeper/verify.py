@@ -1,0 +1,106 @@
+"""Integrity checks of a sweep store (``sweeper verify``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SweeperError
+from .store import DONE, FAILED, PENDING, SweepStore
+
+
+def verify_store(path, *, check_spec: bool = True) -> list[str]:
+    """Return a list of problems (empty when the store is sound).
+
+    Checks: every array readable with the point count of ``status``; done points have finite
+    traces and metrics equal to those recomputed from the traces; failed points have a reason;
+    pending points have no trace; the parameter coordinates and point ids match the spec kept in
+    the store.
+    """
+    from .sweep.runner import metrics
+
+    problems: list[str] = []
+    st = SweepStore.open(path)
+    g = st.group
+    n = st.npoints
+    for name in ["rates", "mean_rate", "final_rate", "error", "point_id", *st.parameters]:
+        if name not in g:
+            problems.append(f"array {name!r} is missing")
+        elif g[name].shape[0] != n:
+            problems.append(f"array {name!r} has {g[name].shape[0]} points, status has {n}")
+    if problems:
+        return problems
+    status = st.status()
+    errors = st.errors()
+    window = st.meta.get("metric_window")
+    times = st.times
+    bad_status = np.flatnonzero(~np.isin(status, [PENDING, DONE, FAILED]))
+    for i in bad_status[:10]:
+        problems.append(f"point {i}: unknown status {status[i]}")
+    for i0 in range(0, n, st.chunk_points):
+        sl = slice(i0, min(i0 + st.chunk_points, n))
+        try:
+            rates = g["rates"][sl].astype(float)
+            mean, final = g["mean_rate"][sl], g["final_rate"][sl]
+        except Exception as exc:  # an unreadable chunk
+            problems.append(f"points {sl.start}-{sl.stop - 1}: chunk unreadable ({type(exc).__name__}: {exc})")
+            continue
+        want_mean, want_final = metrics(rates, times, window)
+        for j in range(sl.stop - sl.start):
+            i = sl.start + j
+            if status[i] == DONE:
+                if not np.isfinite(rates[j]).any():
+                    problems.append(f"point {i}: marked done but its trace is empty")
+                    continue
+                finite = np.isfinite(rates[j]).all(axis=0)
+                length = int(np.argmin(finite)) if not finite.all() else len(finite)
+                if length == 0 or not np.isnan(rates[j][:, length:]).all():  # only NaN padding may follow
+                    problems.append(f"point {i}: marked done but its trace has non-finite values")
+                if not np.allclose(mean[j], want_mean[j], rtol=1e-6, atol=1e-9, equal_nan=False):
+                    problems.append(f"point {i}: mean_rate {mean[j].tolist()} does not match its trace "
+                                    f"({want_mean[j].tolist()})")
+                if not np.allclose(final[j], want_final[j], rtol=1e-6, atol=1e-9, equal_nan=False):
+                    problems.append(f"point {i}: final_rate {final[j].tolist()} does not match its trace "
+                                    f"({want_final[j].tolist()})")
+            elif status[i] == FAILED and not errors[i]:
+                problems.append(f"point {i}: marked failed without a reason")
+            elif status[i] == PENDING and np.isfinite(rates[j]).any():
+                problems.append(f"point {i}: pending but holds a trace")
+    if check_spec:
+        problems += _check_against_spec(st)
+    return problems
+
+
+def _check_against_spec(st: SweepStore) -> list[str]:
+    from .sweep import Sweep
+    from .sweep import points as pts
+
+    meta = st.meta
+    try:
+        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"])
+        table = sweep.points()
+    except SweeperError as exc:
+        return [f"the spec kept in the store cannot be expanded: {exc}"]
+    ids = st.point_ids()
+    want = pts.point_ids(table, sweep.parameter_names)
+    problems = []
+    if set(ids) != set(want) or len(ids) != len(want):
+        problems.append(f"point ids do not match the spec: store has {len(ids)}, spec has {len(want)}, "
+                        f"{len(set(ids) ^ set(want))} differ")
+    have = st.params()
+    position = {pid: k for k, pid in enumerate(want)}
+    order = np.array([position.get(pid, -1) for pid in ids])
+    ok = order >= 0
+    for name in sweep.parameter_names:
+        if name not in have:
+            problems.append(f"parameter {name!r} missing from the store")
+            continue
+        a, b = np.asarray(have[name])[ok], np.asarray(table[name])[order[ok]]
+        same = (a == b) if a.dtype == object or b.dtype == object else np.isclose(a, b, rtol=1e-15, atol=0)
+        if not np.all(same):
+            k = int(np.flatnonzero(~np.asarray(same))[0])
+            problems.append(f"coordinate {name!r} of point {np.flatnonzero(ok)[k]} is {a[k]!r}, the spec says {b[k]!r}")
+    again = pts.point_ids({k: np.asarray(v) for k, v in have.items()}, sweep.parameter_names)
+    bad = np.flatnonzero(again != ids)
+    for i in bad[:10]:
+        problems.append(f"point {i}: id {ids[i]} does not match its coordinates")
+    return problems

@@ -1,0 +1,90 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- cluster environments: MPI and the one-node Slurm ---------------------------------------------
+# Tests that need mpiexec or a live Slurm request `require_mpi` / `require_slurm`. Where the
+# machine lacks them the tests skip with the reason, except under SWEEPER_REQUIRE_SLURM=1 (set by
+# .ci/run), where a missing Slurm or MPI is a failure.
+
+REQUIRE_SLURM = os.environ.get("SWEEPER_REQUIRE_SLURM") == "1"
+
+
+def _unavailable(reason: str):
+    if REQUIRE_SLURM:
+        pytest.fail(f"{reason} (SWEEPER_REQUIRE_SLURM=1: required, not skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _mpi_problem() -> tuple[str | None, str | None]:
+    """(mpiexec path, None) or (None, why not)."""
+    for module in ("mpi4py", "dask_mpi"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            return None, f"{module} is not importable ({exc}); pip install 'sweeper[cluster]'"
+    local = Path(sys.executable).with_name("mpiexec")
+    exe = str(local) if local.exists() else shutil.which("mpiexec")
+    if exe is None:
+        return None, "mpiexec not found next to Python or on PATH; pip install mpich"
+    return exe, None
+
+
+def _slurm_problem() -> str | None:
+    """None when the one-node cluster answers, else why not."""
+    for tool in ("sbatch", "squeue", "scontrol", "scancel", "sinfo"):
+        if shutil.which(tool) is None:
+            return (f"{tool} not found: the Slurm tests need the one-node cluster "
+                    f"(run the tests as root through `make test`, or `bash slurm/local-cluster.sh start`)")
+    ours = subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "status"],
+                          capture_output=True, text=True, timeout=30).returncode == 0
+    if os.environ.get("SWEEPER_SLURM") != "1" and not ours:
+        return ("Slurm is installed but slurm/local-cluster.sh did not start it and SWEEPER_SLURM=1 "
+                "is not set; the tests submit jobs only to the project's own one-node cluster")
+    states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if states.returncode != 0:
+        return f"the Slurm controller does not answer: {states.stderr.strip()}"
+    if not {"idle", "mixed", "allocated"} & set(states.stdout.split()):
+        return f"no Slurm node is up (sinfo: {states.stdout.strip() or 'nothing'})"
+    try:
+        import dask_jobqueue  # noqa: F401
+    except ImportError as exc:
+        return f"dask_jobqueue is not importable ({exc}); pip install 'sweeper[cluster]'"
+    return None
+
+
+@pytest.fixture(scope="session")
+def require_mpi() -> str:
+    """The mpiexec to use; skips (or fails under SWEEPER_REQUIRE_SLURM=1) when MPI is missing."""
+    exe, why = _mpi_problem()
+    if why:
+        _unavailable(why)
+    return exe
+
+
+@pytest.fixture(scope="session")
+def require_slurm() -> None:
+    """The live one-node Slurm cluster; skips (or fails when required) when it is not up."""
+    why = _slurm_problem()
+    if why:
+        _unavailable(why)
+
+
+@pytest.fixture(scope="session")
+def cluster_env() -> dict:
+    """Environment for subprocesses: this Python's bin first on PATH, quiet Dask shutdown logs."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DASK_LOGGING__DISTRIBUTED"] = "warning"
+    return env
