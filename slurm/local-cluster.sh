@@ -124,13 +124,28 @@ CONF
   fi
 }
 
-stop_pid() {   # name pid: only while that PID is still that daemon (a reused PID is left alone)
-  [ "$(cat "/proc/$2/comm" 2>/dev/null)" = "$1" ] || { sed -i "/^$1 $2\$/d" "$STARTED" 2>/dev/null || true; return 0; }
-  kill -TERM "$2" 2>/dev/null || true
-  for _ in $(seq 100); do alive "$2" || break; sleep 0.1; done
-  if alive "$2"; then log "$1 (pid $2) ignored TERM; sending KILL"; kill -KILL "$2" 2>/dev/null || true; sleep 0.2; fi
-  log "stopped $1 (pid $2)"
-  sed -i "/^$1 $2\$/d" "$STARTED" 2>/dev/null || true
+is_daemon() { [ "$(cat "/proc/$2/comm" 2>/dev/null)" = "$1" ]; }   # name pid (a reused PID is not)
+
+stop_pids() {   # "name pid"...: TERM them together, wait (KILL after 10 s), forget them
+  local item left name pid
+  for item in "$@"; do
+    read -r name pid <<< "$item"
+    if is_daemon "$name" "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for _ in $(seq 200); do
+    left=0
+    for item in "$@"; do read -r name pid <<< "$item"; if is_daemon "$name" "$pid"; then left=1; fi; done
+    [ "$left" = 0 ] && break
+    sleep 0.05
+  done
+  for item in "$@"; do
+    read -r name pid <<< "$item"
+    if is_daemon "$name" "$pid"; then
+      log "$name (pid $pid) ignored TERM; sending KILL"; kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $name (pid $pid)"
+    sed -i "/^$name $pid\$/d" "$STARTED" 2>/dev/null || true
+  done
 }
 
 start_munged() {
@@ -156,7 +171,7 @@ start_daemon() {   # slurmctld | slurmd
   if alive "$pid"; then
     if [ "$CONF_CHANGED" = 0 ]; then log "$name already running (pid $pid)"; return 0; fi
     if ours "$name" "$pid"; then
-      log "slurm.conf changed: restarting $name"; stop_pid "$name" "$pid"
+      log "slurm.conf changed: restarting $name"; stop_pids "$name $pid"
     else
       log "slurm.conf changed; $name (pid $pid) is not ours, so only 'scontrol reconfigure'"
       scontrol reconfigure || true; return 0
@@ -208,12 +223,12 @@ do_stop() {
   if grep -q '^slurmd ' "$STARTED"; then   # let slurmstepd finish its epilog and exit
     for _ in $(seq 50); do pgrep -x slurmstepd >/dev/null || break; sleep 0.2; done
   fi
-  local name pid
-  for name in slurmd slurmctld munged; do
-    while read -r pid; do
-      if alive "$pid"; then stop_pid "$name" "$pid"; fi
-    done < <(awk -v n="$name" '$1==n {print $2}' "$STARTED")
-  done
+  # the Slurm daemons together, then munged, which they need to authenticate their last words
+  local slurm munge
+  mapfile -t slurm < <(awk '$1=="slurmd" || $1=="slurmctld"' "$STARTED")
+  mapfile -t munge < <(awk '$1=="munged"' "$STARTED")
+  if [ "${#slurm[@]}" -gt 0 ]; then stop_pids "${slurm[@]}"; fi
+  if [ "${#munge[@]}" -gt 0 ]; then stop_pids "${munge[@]}"; fi
   rm -f "$STARTED"
 }
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shutil
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -66,10 +67,22 @@ class SweepStore:
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path} already exists")
+        # built beside its final name and renamed into place: a run killed while creating the
+        # store (or a full disk) leaves no half-made store behind, and the next run starts afresh
+        tmp = path.with_name(f"{path.name}.creating-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
         try:
-            group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-        except (OSError, PermissionError) as exc:
+            cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,
+                       dtype=dtype, chunk_points=chunk_points)
+            os.rename(tmp, path)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
+        return cls.open(path, mode="r+")
+
+    @classmethod
+    def _build(cls, path: Path, *, params, ids, populations, times, attrs, dtype, chunk_points):
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         n, npop, nt = len(ids), len(populations), len(times)
         c = max(1, min(chunk_points, n))
         group.create_array("rates", shape=(n, npop, nt), chunks=(c, npop, nt), dtype=dtype,
@@ -96,9 +109,7 @@ class SweepStore:
                            dimension_names=["population"])[:] = np.asarray(populations, dtype=object)
         group.attrs["sweeper"] = dict(attrs, parameters=list(params), chunk_points=c, dtype=dtype,
                                       created=now(), completed=None, versions=versions())
-        store = cls(path, group)
-        store.consolidate()
-        return store
+        cls(path, group).consolidate()
 
     @classmethod
     def open(cls, path, mode: str = "r") -> "SweepStore":

@@ -224,3 +224,24 @@ def test_show_and_plot(tmp_path, client):
     assert traces.stat().st_size > 1000
     bad = runner.invoke(main, ["plot", str(tmp_path / "s.zarr"), "-x", "nope"])
     assert bad.exit_code == 2 and "unknown parameter 'nope'" in bad.output
+
+
+REFUSED_COMBINATION = """
+network: NET
+simulation: {tf: 0.01}
+parameters:
+  vmin: {path: populations.e.v_min, values: [-0.02, -0.013]}
+  dv: {path: populations.e.dv, values: [0.0002, 0.0003]}
+output: {chunk_points: 4}
+"""
+
+
+def test_a_combination_the_engine_refuses_fails_only_that_point(tmp_path, client):
+    # each value alone is accepted; v_min=-0.013 with dv=0.0003 makes a degenerate last bin
+    spec = spec_file(tmp_path, REFUSED_COMBINATION)
+    summary = run_sweep(Sweep.from_file(spec), tmp_path / "s.zarr", client=client)
+    ds = open_sweep(tmp_path / "s.zarr", index=False)
+    bad = (ds["vmin"].values == -0.013) & (ds["dv"].values == 0.0003)
+    assert (ds["status"].values[bad] == FAILED).all() and (ds["status"].values[~bad] == DONE).all()
+    assert "degenerate grid" in ds["error"].values[bad][0] and "dv=0.0003" in ds["error"].values[bad][0]
+    assert [f[0] for f in summary.failures] == list(np.flatnonzero(bad))

@@ -80,19 +80,11 @@ def _grid(v_min: float, v_max: float, dv: float):
     zb = zero_bins(e)
     n = len(e) - 1
     dest = leak_dest(n, zb)
-    srca = np.full(n, -1, dtype=np.int64)
-    srcb = np.full(n, -1, dtype=np.int64)
-    for k in np.flatnonzero(dest >= 0):
-        d = dest[k]
-        if srca[d] < 0:
-            srca[d] = k
-        else:
-            srcb[d] = k
     # Gauss-Seidel order: each side swept toward the reset bins, which come last
-    order = np.concatenate([np.arange(0, min(zb)), np.arange(n - 1, max(zb), -1), np.array(zb)])
-    for a in (e, dest, srca, srcb, order):
-        a.setflags(write=False)
-    return e, zb, dest, srca, srcb, order.astype(np.int64)
+    order = np.concatenate([np.arange(0, min(zb)), np.arange(n - 1, max(zb), -1), np.array(zb)]).astype(np.int64)
+    for arr in (e, dest, order):
+        arr.setflags(write=False)
+    return e, zb, dest, None, None, order
 
 
 @lru_cache(maxsize=1024)
@@ -101,6 +93,46 @@ def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
     J = jump_operator(e, values, probs)
     return (J.band.indptr.astype(np.int64), J.band.indices.astype(np.int64), J.band.data.copy(),
             J.theta, J.floor)
+
+
+def _merged(n: int, dest: np.ndarray, lk: np.ndarray, bands: list[tuple]):
+    """One sparse structure for all off-diagonal entries of J of one population.
+
+    Rows hold the band entries of every input group (tagged 1 + group) and then the leak
+    inflow (tagged 0, last so that Gauss-Seidel's dependency on the neighbour comes last);
+    each row is padded with zero entries to a multiple of 4 for the unrolled loops.
+    Returns (rowptr, cols, tags, values, per-group diagonals).
+    """
+    rows_l, cols_l, gid_l, vals_l, diags = [], [], [], [], []
+    for g, (indptr, idx, data) in enumerate(bands):
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        off = idx != rows
+        rows_l.append(rows[off])
+        cols_l.append(idx[off])
+        gid_l.append(np.full(int(off.sum()), g + 1))
+        vals_l.append(data[off])
+        d = np.zeros(n)
+        d[rows[~off]] = data[~off]
+        diags.append(d)
+    src = np.flatnonzero(dest >= 0)
+    rows_l.append(dest[src])
+    cols_l.append(src)
+    gid_l.append(np.zeros(len(src), dtype=np.int64))
+    vals_l.append(lk[src])
+    rows = np.concatenate(rows_l)
+    srt = np.argsort(rows, kind="stable")
+    rows, cols = rows[srt], np.concatenate(cols_l)[srt]
+    gid, vals = np.concatenate(gid_l)[srt], np.concatenate(vals_l)[srt]
+    counts = np.bincount(rows, minlength=n)
+    padded = (counts + 3) // 4 * 4
+    start = np.concatenate([[0], np.cumsum(counts)])
+    pstart = np.concatenate([[0], np.cumsum(padded)])
+    pos = pstart[rows] + (np.arange(len(rows)) - start[rows])
+    out_cols = np.repeat(np.arange(n), padded)  # padding points at the row itself, weight 0
+    out_gid = np.zeros(len(out_cols), dtype=np.int64)
+    out_vals = np.zeros(len(out_cols))
+    out_cols[pos], out_gid[pos], out_vals[pos] = cols, gid, vals
+    return pstart.astype(np.int64), out_cols.astype(np.int64), out_gid, out_vals, diags
 
 
 def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
@@ -153,7 +185,7 @@ def build_plan(nets: list[Network]) -> Plan:
     N = int(boff[-1])
     cat = (lambda k: np.concatenate([g[k] for g in grids]).astype(np.int64)) if P else \
         (lambda k: np.zeros(0, np.int64))
-    dest, srca, srcb, order = cat(2), cat(3), cat(4), cat(5)
+    order = cat(5)
     zb0s = np.array([g[1][0] for g in grids], dtype=np.int64)
     zb1s = np.array([g[1][1] if len(g[1]) > 1 else -1 for g in grids], dtype=np.int64)
     method = np.array([method_code(p) for p in ints], dtype=np.int64)
@@ -196,8 +228,9 @@ def build_plan(nets: list[Network]) -> Plan:
     normord = np.zeros((B, P))
     theta = np.zeros((B, GB))
     floor = np.zeros((B, GB))
-    bptr = np.zeros((B, G), dtype=np.int64)
-    rowptr_parts, cols_parts, vals_parts = [], [], []
+    gdiag = np.zeros((B, GB))
+    mptr = np.zeros((B, P), dtype=np.int64)
+    parts: list[tuple] = []
     nrow = nval = 0
     c_pk = np.zeros((B, len(c_ks)))
     c_nsyn = np.zeros((B, C))
@@ -207,37 +240,37 @@ def build_plan(nets: list[Network]) -> Plan:
     for b, net in enumerate(nets):
         name = net.name
         pops = {p.name: p for p in net.populations}
-        for i, p0name in enumerate(iidx):
-            p = pops[p0name]
+        conns = active_connections(net)
+        bands: dict[int, tuple] = {}
+        for c, g in zip(conns, _groups(net, conns)):
+            gg = gmap[g]
+            if gg not in bands:
+                tp = pops[c.target]
+                bands[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
+                                  c.weights.values, c.weights.probs)
+                theta[b, gboff[gg]:gboff[gg + 1]] = bands[gg][3]
+                floor[b, gboff[gg]:gboff[gg + 1]] = bands[gg][4]
+        for i, pname in enumerate(iidx):
+            p = pops[pname]
             where = f"{name}: populations[{p.name!r}]"
             e, zb = grids[i][0], grids[i][1]
-            o = boff[i]
-            leak[b, o:o + nbins[i]] = leak_rates(e, zb, p.tau_m.values, p.tau_m.probs)
-            p0[b, o:o + nbins[i]] = initial_density(e, p.p0.values, p.p0.probs, f"{where}.p0")
+            o, n = boff[i], int(nbins[i])
+            lk = leak_rates(e, zb, p.tau_m.values, p.tau_m.probs)
+            leak[b, o:o + n] = lk
+            p0[b, o:o + n] = initial_density(e, p.p0.values, p.p0.probs, f"{where}.p0")
             rate0[b, i] = p.initial_firing_rate
             tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
             normord[b, i] = float(p.norm)
+            gs = range(gstart[i], gstart[i + 1])
+            rp, mc, mg, mv, diags = _merged(n, grids[i][2], lk, [bands[g][:3] for g in gs])
+            for g, d in zip(gs, diags):
+                gdiag[b, gboff[g]:gboff[g + 1]] = d
+            mptr[b, i] = nrow
+            parts.append((rp + nval, mc, mg, mv))
+            nrow += n + 1
+            nval += len(mc)
         for k, ename in enumerate(eidx):
             ext_now[b, k] = _rate_values(pops[ename].rate, t, f"{name}: populations[{ename!r}].rate")
-        conns = active_connections(net)
-        groups = _groups(net, conns)
-        done = set()
-        for c, g in zip(conns, groups):
-            gg = gmap[g]
-            if gg in done:
-                continue
-            done.add(gg)
-            tp = pops[c.target]
-            indptr, idx, data, th, fl = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
-                                              c.weights.values, c.weights.probs)
-            bptr[b, gg] = nrow
-            rowptr_parts.append(indptr + nval)
-            cols_parts.append(idx)
-            vals_parts.append(data)
-            nrow += len(indptr)
-            nval += len(idx)
-            theta[b, gboff[gg]:gboff[gg + 1]] = th
-            floor[b, gboff[gg]:gboff[gg + 1]] = fl
         for ci, c in enumerate(conns):
             ks, pk = delay_kernel(c.delays, dt)
             c_pk[b, c_kptr[ci]:c_kptr[ci + 1]] = pk
@@ -257,14 +290,13 @@ def build_plan(nets: list[Network]) -> Plan:
                                  f"{where}.delay_queue")
             hist[b, h:h + D + 1] = q
 
-    rowptr = np.concatenate(rowptr_parts) if rowptr_parts else np.zeros(1, np.int64)
-    cols = np.concatenate(cols_parts) if cols_parts else np.zeros(0, np.int64)
-    vals = np.concatenate(vals_parts) if vals_parts else np.zeros(0)
+    cat = (lambda k, dtype: np.concatenate([pt[k] for pt in parts]).astype(dtype)) if parts else \
+        (lambda k, dtype: np.zeros(1 if k == 0 else 0, dtype))
+    rowptr, cols, gid, vals = cat(0, np.int64), cat(1, np.int64), cat(2, np.int64), cat(3, np.float64)
     recorded = [i for i, p in enumerate(ints) if p.record]
     args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
-            zb0s, zb1s, dest, srca, srcb, order,
-            gstart, gboff, leak, bptr, rowptr, cols, vals, theta, floor,
-            p0, rate0,
+            zb0s, zb1s, order, gstart, gboff, leak, gdiag, theta, floor,
+            mptr, rowptr, cols, gid, vals, p0, rate0,
             c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
             ext_now, hist)
     return Plan(nets, steps, t, [p.name for p in ints], recorded, args)

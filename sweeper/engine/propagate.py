@@ -1,12 +1,16 @@
 """Compiled time loop (numba): every member of a batch stepped through spec §7-11.
 
-All data arrive as flat arrays described by :class:`sweeper.engine.plan.Plan`. Members are
-simulated one after the other with the same code path, so a network gives bit-identical
-results alone or inside any batch. Within a member, populations read only the delay
-histories, which change after all populations have stepped (spec §11).
+All data arrive as flat arrays built by :mod:`sweeper.engine.plan`. Members are simulated
+one after the other with the same code path, so a network gives bit-identical results
+alone or inside any batch. Within a member, populations read only the delay histories,
+which change after all populations have stepped (spec §11).
 
-Per population and step the generator is never assembled:
-``J x = leak(x) + sum_g lam_g * band_g x + reset_bins * (theta_eff . x) / nz + e_0 * (floor_eff . x)``.
+The generator ``J = L + sum_g lam_g F_g`` of a population is never stored dense. Each
+(member, population) has one merged sparse structure of its off-diagonal entries (leak
+inflows and the band parts of every input group, each entry tagged with its group), rows
+padded to a multiple of 4. Every step first assembles the scaled values
+``W = scale * coef[group] * value`` and the diagonal once; the reset and floor rows are
+rank-1 terms ``(theta_eff . x)/nz`` and ``floor_eff . x``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-# method codes (plan.METHODS order)
+# method codes (see plan.method_code)
 APPROX_TOL, APPROX_ORDER, BACKWARD_EULER, EXACT = 0, 1, 2, 3
 
 # failure codes returned per member
@@ -28,6 +32,7 @@ MAX_SWEEPS = 2000
 
 @njit(cache=True)
 def _vnorm(x, n, ord_):
+    """numpy.linalg.norm(x, ord) for a vector."""
     if ord_ == np.inf:
         m = 0.0
         for k in range(n):
@@ -42,139 +47,144 @@ def _vnorm(x, n, ord_):
             if a < m or a != a:
                 m = a
         return m
+    s = 0.0
     if ord_ == 1.0:
-        s = 0.0
         for k in range(n):
             s += abs(x[k])
         return s
     if ord_ == 2.0:
-        s = 0.0
         for k in range(n):
             s += x[k] * x[k]
         return math.sqrt(s)
-    s = 0.0
     for k in range(n):
         s += abs(x[k]) ** ord_
     return s ** (1.0 / ord_)
 
 
 @njit(cache=True)
-def _matvec(x, y, n, lk, dest, g0, g1, lam, bptr_b, rowptr, cols, vals,
-            theff, fleff, zb0, zb1, nz):
-    """y = J x for one population of one member (all vectors local, length n)."""
+def _assemble(scale, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag, gbo, diag):
+    """W = scale * coef[gid] * vals and diag = scale * (J's diagonal without rank-1 parts)."""
+    coef[0] = scale
+    for g in range(ng):
+        coef[g + 1] = scale * lam[g]
+    for q in range(q0, q1):
+        W[q - q0] = coef[gid[q]] * vals[q]
     for k in range(n):
-        y[k] = -lk[k] * x[k]
+        diag[k] = -lk[k]
+    for g in range(ng):
+        lg = lam[g]
+        o = gbo[g]
+        for k in range(n):
+            diag[k] += lg * gdiag[o + k]
     for k in range(n):
-        d = dest[k]
-        if d >= 0:
-            y[d] += lk[k] * x[k]
-    for g in range(g0, g1):
-        lg = lam[g - g0]
-        base = bptr_b[g]
-        for r in range(n):
-            s = 0.0
-            for q in range(rowptr[base + r], rowptr[base + r + 1]):
-                s += vals[q] * x[cols[q]]
-            y[r] += lg * s
-    th = 0.0
-    fl = 0.0
-    for k in range(n):
-        th += theff[k] * x[k]
-        fl += fleff[k] * x[k]
-    y[zb0] += th / nz
-    if zb1 >= 0:
-        y[zb1] += th / nz
-    y[0] += fl
+        diag[k] *= scale
 
 
 @njit(cache=True)
-def _be_solve(p, y, dd, n, dt, tol, lk, srca, srcb, order, g0, g1, lam, bptr_b, rowptr, cols, vals,
-              theff, fleff, zb0, zb1, nz):
+def _matvec(x, y, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
+    """y = (scale * J) x with W and diag assembled at that scale."""
+    for k in range(n):
+        s0 = diag[k] * x[k]
+        s1 = 0.0
+        for q in range(rp[k], rp[k + 1], 4):
+            w = q - q0
+            s0 += W[w] * x[cols[q]] + W[w + 1] * x[cols[q + 1]]
+            s1 += W[w + 2] * x[cols[q + 2]] + W[w + 3] * x[cols[q + 3]]
+        y[k] = s0 + s1
+    if has_th:
+        a = 0.0
+        b = 0.0
+        for k in range(0, n - 1, 2):
+            a += theff[k] * x[k]
+            b += theff[k + 1] * x[k + 1]
+        if n % 2:
+            a += theff[n - 1] * x[n - 1]
+        th = scale * (a + b) / nz
+        y[zb0] += th
+        if zb1 >= 0:
+            y[zb1] += th
+    if has_fl:
+        a = 0.0
+        for k in range(n):
+            a += fleff[k] * x[k]
+        y[0] += scale * a
+
+
+@njit(cache=True)
+def _gauss_seidel(p, y, n, dt, tol, order, inv, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                  zb0, zb1, nz, x0):
     """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order.
 
     The leak moves mass one bin toward 0 V from both sides, so sweeping each side toward
-    the reset bins makes the stiff leak part exactly triangular; only the jumps that point
-    against the sweep (and the rank-1 reset/floor rows) lag one sweep. The matrix is an
-    M-matrix, so the sweeps converge; x0 = p as in dipde's GMRES, and a start that already
-    satisfies the tolerance is returned unchanged.
+    the reset bins makes the stiff leak exactly triangular; only jumps that point against
+    the sweep (and the rank-1 reset/floor rows) lag. I - dt J is an M-matrix, so the sweeps
+    converge. Starts from x0; a start that already meets the tolerance is returned as is,
+    which is what makes steady states exact fixed points (as with dipde's GMRES).
+    Returns the number of sweeps.
     """
     bnorm = 0.0
     for k in range(n):
-        y[k] = p[k]
+        y[k] = x0[k]
         bnorm += p[k] * p[k]
     bnorm = math.sqrt(bnorm)
-    # diagonal of I - dt J (rank-1 diagonal entries included, their off-diagonal parts lag)
     for k in range(n):
-        dd[k] = 1.0 + dt * lk[k]
-    for g in range(g0, g1):
-        lg = lam[g - g0]
-        base = bptr_b[g]
-        for r in range(n):
-            for q in range(rowptr[base + r], rowptr[base + r + 1]):
-                if cols[q] == r:
-                    dd[r] -= dt * lg * vals[q]
-    dd[zb0] -= dt * theff[zb0] / nz
-    if zb1 >= 0:
-        dd[zb1] -= dt * theff[zb1] / nz
-    dd[0] -= dt * fleff[0]
+        inv[k] = 1.0 - diag[k]
+    if has_th:
+        inv[zb0] -= dt * theff[zb0] / nz
+        if zb1 >= 0:
+            inv[zb1] -= dt * theff[zb1] / nz
+    if has_fl:
+        inv[0] -= dt * fleff[0]
+    for k in range(n):
+        inv[k] = 1.0 / inv[k]
+    lim = tol * bnorm
     sweeps = 0
     for it in range(MAX_SWEEPS):
         delta2 = 0.0
         for idx in range(n):
             k = order[idx]
-            s = 0.0
-            a = srca[k]
-            if a >= 0:
-                s += lk[a] * y[a]
-            a = srcb[k]
-            if a >= 0:
-                s += lk[a] * y[a]
-            for g in range(g0, g1):
-                base = bptr_b[g]
-                acc = 0.0
-                for q in range(rowptr[base + k], rowptr[base + k + 1]):
-                    j = cols[q]
-                    if j != k:
-                        acc += vals[q] * y[j]
-                s += lam[g - g0] * acc
-            if k == 0:
-                fl = 0.0
+            s0 = p[k]
+            s1 = 0.0
+            for q in range(rp[k], rp[k + 1], 4):
+                w = q - q0
+                s0 += W[w] * y[cols[q]] + W[w + 1] * y[cols[q + 1]]
+                s1 += W[w + 2] * y[cols[q + 2]] + W[w + 3] * y[cols[q + 3]]
+            s = s0 + s1
+            if has_fl and k == 0:
+                a = 0.0
                 for j in range(1, n):
-                    fl += fleff[j] * y[j]
-                s += fl
-            if k == zb0 or k == zb1:
-                th = 0.0
+                    a += fleff[j] * y[j]
+                s += dt * a
+            if has_th and (k == zb0 or k == zb1):
+                a = 0.0
                 for j in range(n):
                     if j != k:
-                        th += theff[j] * y[j]
-                s += th / nz
-            ynew = (p[k] + dt * s) / dd[k]
-            dlt = ynew - y[k]
-            delta2 += dlt * dlt
+                        a += theff[j] * y[j]
+                s += dt * a / nz
+            ynew = s * inv[k]
+            d = ynew - y[k]
+            delta2 += d * d
             y[k] = ynew
         sweeps = it + 1
-        if not math.sqrt(delta2) > tol * bnorm:  # also stops on NaN; caught by the caller
+        if not math.sqrt(delta2) > lim:  # converged (NaN also stops; the caller catches it)
             if it == 0:
                 for k in range(n):
-                    y[k] = p[k]
+                    y[k] = x0[k]
             break
     return sweeps
 
 
 @njit(cache=True)
-def _expm_action(x, n, dt, work, term, lk, dest, g0, g1, lam, bptr_b, rowptr, cols, vals,
-                 theff, fleff, zb0, zb1, nz):
-    """x <- expm(dt J) x by Taylor series over substeps with ||dt J / s||_1 <= 1/2."""
-    # 1-norm of J: column sums of |J|
+def _expm_action(x, n, dt, work, term, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                 zb0, zb1, nz):
+    """x <- expm(dt J) x (W, diag assembled at scale 1): Taylor series over substeps with
+    ||dt J / s||_1 <= 1/2, each summed to full double precision."""
     colabs = work
     for k in range(n):
-        colabs[k] = 2.0 * abs(lk[k]) + (abs(theff[k]) + abs(fleff[k]))
-    for g in range(g0, g1):
-        lg = abs(lam[g - g0])
-        base = bptr_b[g]
-        for r in range(n):
-            for q in range(rowptr[base + r], rowptr[base + r + 1]):
-                colabs[cols[q]] += lg * abs(vals[q])
+        colabs[k] = abs(diag[k]) + (abs(theff[k]) + abs(fleff[k]))
+    for r in range(n):
+        for q in range(rp[r], rp[r + 1]):
+            colabs[cols[q]] += abs(W[q - q0])
     nrm = 0.0
     for k in range(n):
         if colabs[k] > nrm:
@@ -185,8 +195,7 @@ def _expm_action(x, n, dt, work, term, lk, dest, g0, g1, lam, bptr_b, rowptr, co
         for k in range(n):
             term[k] = x[k]
         for m in range(1, 100):
-            _matvec(term, work, n, lk, dest, g0, g1, lam, bptr_b, rowptr, cols, vals,
-                    theff, fleff, zb0, zb1, nz)
+            _matvec(term, work, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
             tn = 0.0
             xn = 0.0
             for k in range(n):
@@ -200,112 +209,151 @@ def _expm_action(x, n, dt, work, term, lk, dest, g0, g1, lam, bptr_b, rowptr, co
 
 @njit(cache=True)
 def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normord,
-                zb0s, zb1s, dest, srca, srcb, order,
-                gstart, gboff, leak, bptr, rowptr, cols, vals, theta, floor,
-                p0, rate0,
+                zb0s, zb1s, order, gstart, gboff, leak, gdiag, theta, floor,
+                mptr, rowptr, cols, gid, vals, p0, rate0,
                 c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
-                ext_now, hist, rates, status, fail_step, fail_pop, sweeps_out):
-    """Simulate every member; fill ``rates[b, i, n]``; per-member failures go to ``status``."""
+                ext_now, hist, rates, status, fail_step, fail_pop, work_out):
+    """Simulate every member; fill ``rates[b, i, n]``; per-member failures go to ``status``.
+
+    ``work_out[b, i]`` counts Taylor terms / Gauss-Seidel sweeps (diagnostics).
+    """
     B = p0.shape[0]
     N = p0.shape[1]
+    C = c_src.shape[0]
     nmax = 1
+    gmax = 0
+    wmax = 1
     for i in range(n_pop):
-        if nbins[i] > nmax:
-            nmax = nbins[i]
-    gmax = 1
-    for i in range(n_pop):
-        if gstart[i + 1] - gstart[i] > gmax:
-            gmax = gstart[i + 1] - gstart[i]
+        nmax = max(nmax, nbins[i])
+        gmax = max(gmax, gstart[i + 1] - gstart[i])
+        for b in range(B):
+            wmax = max(wmax, rowptr[mptr[b, i] + nbins[i]] - rowptr[mptr[b, i]])
     x = np.empty(nmax)
     term = np.empty(nmax)
     tmp = np.empty(nmax)
-    dd = np.empty(nmax)
+    inv = np.empty(nmax)
+    diag = np.empty(nmax)
     theff = np.empty(nmax)
     fleff = np.empty(nmax)
-    lam = np.empty(gmax)
+    W = np.empty(wmax)
+    lam = np.empty(gmax + 1)
+    coef = np.empty(gmax + 1)
     newrate = np.empty(n_pop)
-    C = c_src.shape[0]
+    # exact memo of the last step per population: same inputs give the same outputs
+    prev_in = np.empty(N)
+    prev_out = np.empty(N)
+    prev_lam = np.empty((n_pop, gmax + 1))
+    prev_rate = np.empty(n_pop)
+    has_prev = np.zeros(n_pop, dtype=np.bool_)
     for b in range(B):
         p = p0[b].copy()
-        lk_b = leak[b]
-        bptr_b = bptr[b]
+        has_prev[:] = False
         for i in range(n_pop):
             rates[b, i, 0] = rate0[b, i]
-        failed = False
         for step in range(1, steps + 1):
             for i in range(n_pop):
                 n = nbins[i]
                 o = boff[i]
                 g0 = gstart[i]
-                g1 = gstart[i + 1]
+                ng = gstart[i + 1] - g0
                 zb0 = zb0s[i]
                 zb1 = zb1s[i]
                 nz = 1.0 if zb1 < 0 else 2.0
                 # frozen inputs of this step: lam_g from the delay histories (spec §6.3, §10)
-                for g in range(g1 - g0):
+                for g in range(ng):
                     lam[g] = 0.0
                 for ci in range(pconn_ptr[i], pconn_ptr[i + 1]):
                     c = pconn[ci]
-                    D = c_D[c]
-                    h = c_hoff[c] + (step - 1) + D
+                    h = c_hoff[c] + (step - 1) + c_D[c]
                     r = 0.0
                     for kk in range(c_kptr[c], c_kptr[c + 1]):
                         r += c_pk[b, kk] * hist[b, h - c_ks[kk]]
                     lam[c_group[c] - g0] += r * c_nsyn[b, c]
+                pp = p[o:o + n]
+                if has_prev[i]:
+                    same = True
+                    for g in range(ng):
+                        if lam[g] != prev_lam[i, g]:
+                            same = False
+                    if same:
+                        for k in range(n):
+                            if pp[k] != prev_in[o + k]:
+                                same = False
+                                break
+                    if same:
+                        for k in range(n):
+                            pp[k] = prev_out[o + k]
+                        newrate[i] = prev_rate[i]
+                        continue
+                for k in range(n):
+                    prev_in[o + k] = pp[k]
+                for g in range(ng):
+                    prev_lam[i, g] = lam[g]
+                has_th = False
+                has_fl = False
                 for k in range(n):
                     theff[k] = 0.0
                     fleff[k] = 0.0
-                for g in range(g0, g1):
-                    lg = lam[g - g0]
-                    go = gboff[g]
+                for g in range(ng):
+                    lg = lam[g]
+                    go = gboff[g0 + g]
                     for k in range(n):
-                        theff[k] += theta[b, go + k] * lg
-                        fleff[k] += floor[b, go + k] * lg
-                lk = lk_b[o:o + n]
-                dst = dest[o:o + n]
+                        a = theta[b, go + k] * lg
+                        f = floor[b, go + k] * lg
+                        theff[k] += a
+                        fleff[k] += f
+                        if a != 0.0:
+                            has_th = True
+                        if f != 0.0:
+                            has_fl = True
+                lk = leak[b, o:o + n]
+                gbo = gboff[g0:g0 + ng]
+                rp = rowptr[mptr[b, i]:mptr[b, i] + n + 1]
+                q0 = rp[0]
+                q1 = rp[n]
                 m = method[i]
-                pp = p[o:o + n]
                 if m == BACKWARD_EULER:
-                    sw = _be_solve(pp, x, dd, n, dt, tol[b, i], lk, srca[o:o + n], srcb[o:o + n],
-                                   order[o:o + n], g0, g1, lam, bptr_b, rowptr, cols, vals,
-                                   theff, fleff, zb0, zb1, nz)
-                    sweeps_out[b, i] += sw
+                    _assemble(dt, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
+                    work_out[b, i] += _gauss_seidel(pp, x, n, dt, tol[b, i], order[o:o + n], inv, diag,
+                                                    rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                                                    zb0, zb1, nz, pp)
                 else:
                     for k in range(n):
                         x[k] = pp[k]
+                        term[k] = pp[k]
                     if m == APPROX_TOL:
-                        for k in range(n):
-                            term[k] = pp[k]
+                        # A = J*dt; term = A term / k; p += term until norm(term) <= tol (spec §8.1)
+                        _assemble(dt, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
                         err = np.inf
                         kterm = 0
-                        while err > tol[b, i]:
+                        while err > tol[b, i] and kterm < MAX_TAYLOR_TERMS:
                             kterm += 1
-                            _matvec(term, tmp, n, lk, dst, g0, g1, lam, bptr_b, rowptr, cols, vals,
-                                    theff, fleff, zb0, zb1, nz)
+                            _matvec(term, tmp, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                                    zb0, zb1, nz, dt)
                             for k in range(n):
-                                term[k] = (tmp[k] * dt) / kterm
+                                term[k] = tmp[k] / kterm
                                 x[k] += term[k]
                             err = _vnorm(term, n, normord[b, i])
-                            if kterm >= MAX_TAYLOR_TERMS:
-                                break
-                        sweeps_out[b, i] += kterm
-                        if kterm >= MAX_TAYLOR_TERMS or not err <= tol[b, i]:
+                        work_out[b, i] += kterm
+                        if not err <= tol[b, i]:
                             status[b] = FAIL_SERIES
                     elif m == APPROX_ORDER:
-                        for k in range(n):
-                            term[k] = pp[k]
+                        # term = (J term) * dt; p += term / m! (spec §8.2)
+                        _assemble(1.0, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
                         fact = 1.0
                         for mm in range(1, approx_order[i] + 1):
                             fact *= mm
-                            _matvec(term, tmp, n, lk, dst, g0, g1, lam, bptr_b, rowptr, cols, vals,
-                                    theff, fleff, zb0, zb1, nz)
-                            inv = 1.0 / fact
+                            _matvec(term, tmp, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                                    zb0, zb1, nz, 1.0)
+                            inv_f = 1.0 / fact
                             for k in range(n):
                                 term[k] = tmp[k] * dt
-                                x[k] = x[k] + inv * term[k]
+                                x[k] = x[k] + inv_f * term[k]
+                        work_out[b, i] += approx_order[i]
                     else:
-                        _expm_action(x, n, dt, tmp, term, lk, dst, g0, g1, lam, bptr_b, rowptr, cols,
-                                     vals, theff, fleff, zb0, zb1, nz)
+                        _assemble(1.0, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
+                        _expm_action(x, n, dt, tmp, term, diag, rp, cols, W, q0, theff, fleff,
+                                     has_th, has_fl, zb0, zb1, nz)
                     # mass conservation check of the explicit methods (spec §8.1-8.3)
                     s = 0.0
                     for k in range(n):
@@ -339,11 +387,13 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 if status[b] != OK:
                     fail_step[b] = step
                     fail_pop[b] = i
-                    failed = True
                     break
                 for k in range(n):
                     pp[k] = x[k]
-            if failed:
+                    prev_out[o + k] = x[k]
+                prev_rate[i] = newrate[i]
+                has_prev[i] = True
+            if status[b] != OK:
                 break
             for i in range(n_pop):
                 rates[b, i, step] = newrate[i]

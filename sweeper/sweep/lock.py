@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -10,7 +11,6 @@ from pathlib import Path
 
 from ..errors import StoreError
 from ..store import now
-
 
 
 def lock_path(store) -> Path:
@@ -26,7 +26,7 @@ def holder(store) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {"host": "?", "pid": -1, "started": "?", "damaged": True}
+        return {"host": "?", "pid": -1, "started": "?", "damaged": True, "file": str(lock_path(store))}
 
 
 def is_stale(info: dict) -> bool:
@@ -46,6 +46,8 @@ def is_stale(info: dict) -> bool:
 
 
 def describe(info: dict) -> str:
+    if info.get("damaged"):
+        return f"unreadable lock file {info.get('file', '')}".rstrip()
     return f"host {info.get('host')}, pid {info.get('pid')}, started {info.get('started')}"
 
 
@@ -68,9 +70,30 @@ class StoreLock:
 
     def __enter__(self):
         info = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
+        # write the holder to a private file, then link it into place: the lock appears with its
+        # content or not at all (a full disk never leaves an empty lock behind)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(info))
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot lock {self.store}: {exc.strerror or exc}") from None
+        try:
+            return self._take(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _take(self, tmp: Path):
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                try:
+                    os.link(tmp, self.path)
+                except OSError as exc:  # a file system without hard links: create exclusively
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                        raise
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(tmp.read_text())
             except FileExistsError:
                 current = holder(self.store)
                 if current is not None and is_stale(current):
@@ -82,12 +105,12 @@ class StoreLock:
                                  f"({describe(current or {})}); if that run is dead, clear it with "
                                  f"`sweeper unlock {self.store}`") from None
             except OSError as exc:
-                raise StoreError(f"cannot lock {self.store}: {exc.strerror}") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
+                raise StoreError(f"cannot lock {self.store}: {exc.strerror or exc}") from None
             return self
         raise StoreError(f"cannot lock {self.store}")
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        current = holder(self.store) or {}
+        if (current.get("host"), current.get("pid")) == (socket.gethostname(), os.getpid()):
+            self.path.unlink(missing_ok=True)  # not a lock someone else took after `sweeper unlock`
         return False

@@ -122,13 +122,23 @@ def length(table: Table) -> int:
 def point_ids(table: Table, names: list[str]) -> np.ndarray:
     """A stable id per row derived from its parameter values (same values -> same id, any run)."""
     n = length(table)
-    if not names:
-        return np.array(["p" + hashlib.sha1(b"").hexdigest()[:15]] * n, dtype=object)
+    prefix = hashlib.sha1("\x1f".join(names).encode())
+    if names and all(np.asarray(table[k]).dtype != object for k in names):
+        # all numeric: hash each row's float64 bytes (+0.0 turns -0.0 into 0.0)
+        rows = np.ascontiguousarray(np.column_stack([np.asarray(table[k], dtype=float) + 0.0 for k in names]))
+        raw = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+        out = np.empty(n, dtype=object)
+        for i, row in enumerate(raw.tolist()):
+            h = prefix.copy()
+            h.update(row)
+            out[i] = "p" + h.hexdigest()[:15]
+        return out
     cols = [[_canon(v) for v in table[name]] for name in names]
     out = np.empty(n, dtype=object)
     for i in range(n):
-        key = "\x1f".join(f"{name}={col[i]}" for name, col in zip(names, cols))
-        out[i] = "p" + hashlib.sha1(key.encode()).hexdigest()[:15]
+        h = prefix.copy()
+        h.update("\x1f".join(col[i] for col in cols).encode())
+        out[i] = "p" + h.hexdigest()[:15]
     return out
 
 

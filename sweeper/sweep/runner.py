@@ -200,16 +200,21 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
     t_start = time.perf_counter()
-    st = prepare_store(sweep, store)
     from .lock import StoreLock
-    with StoreLock(st.path):
+    try:
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of {store}: {exc.strerror or exc}") from None
+    with StoreLock(store):  # before prepare_store: a locked store is neither created nor grown
+        st = prepare_store(sweep, store)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
             bar = _progress(len(chunks), progress, cl)
             limit = max_in_flight or max(4, 4 * max(1, len(cl.scheduler_info().get("workers", {})) or 2))
             todo = iter(chunks)
-            key = f"{sweep.hash}-{os.getpid()}-{int(time.time())}"
+            key = f"{sweep.hash}-{os.getpid()}-{time.time_ns()}"
+            write_error = None  # a store that cannot be written: stop handing out chunks
 
             def submit(i):
                 return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
@@ -219,20 +224,32 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
             for fut in pending:
                 try:
                     res = fut.result()
+                except OSError as exc:  # disk full, read-only, ...: let running chunks end, then stop
+                    write_error = write_error or exc
+                    res = {"computed": 0, "failed": []}
                 except Exception as exc:  # the chunk itself failed (not one point): report it
                     res = {"computed": 0, "failed": [(-1, "", f"task failed: {type(exc).__name__}: {exc}")]}
                 summary.computed += res["computed"]
                 summary.failures.extend(res["failed"])
                 fut.release()
-                nxt = next(todo, None)
+                nxt = next(todo, None) if write_error is None else None
                 if nxt is not None:
                     pending.add(submit(nxt))
                 bar.update(1)
             bar.close()
         summary.counts = st.counts()
-        if summary.counts["pending"] == 0:
-            st.set_meta(completed=now())
-        st.consolidate()
+        if write_error is not None:
+            c = summary.counts
+            raise StoreError(f"cannot write to {store}: {write_error.strerror or write_error} "
+                             f"({c['done']} done, {c['failed']} failed, {c['pending']} pending points kept; "
+                             "make room or fix the path, then run again to resume)")
+        try:
+            if summary.counts["pending"] == 0:
+                st.set_meta(completed=now())
+            st.consolidate()
+        except OSError as exc:
+            raise StoreError(f"cannot write to {store}: {exc.strerror or exc} (every point is kept; "
+                             "run again to finish the store's metadata)") from None
     summary.seconds = time.perf_counter() - t_start
     return summary
 
