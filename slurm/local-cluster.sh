@@ -31,7 +31,7 @@ HOST="$(hostname -s)"
 CONF_CHANGED=0
 
 log() { echo "[local-cluster] $*" >&2; }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ]; }   # works for other users' processes too
 pid_from() { if [ -s "$1" ]; then cat "$1"; fi; }
 record() { echo "$1 $2" >> "$STARTED"; }
 ours() { [ -s "$STARTED" ] && awk -v n="$1" -v p="$2" '$1==n && $2==p {f=1} END {exit !f}' "$STARTED"; }
@@ -40,7 +40,6 @@ install_packages() {
   local missing=0 b
   for b in slurmctld slurmd sbatch munged; do command -v "$b" >/dev/null 2>&1 || missing=1; done
   [ "$missing" = 0 ] && return 0
-  [ "$(id -u)" = 0 ] || { log "Slurm is not installed and installing it needs root"; exit 1; }
   command -v apt-get >/dev/null 2>&1 || { log "Slurm is not installed and apt-get is not available"; exit 1; }
   log "installing slurmctld slurmd slurm-client munge (apt)"
   # Package scripts must not try to start daemons (there is no init system to ask).
@@ -202,7 +201,10 @@ wait_idle() {
   done
 }
 
+need_root() { [ "$(id -u)" = 0 ] || { log "'$ACTION' needs root: it manages system daemons"; exit 1; }; }
+
 do_start() {
+  need_root
   install_packages
   ensure_hostname
   write_conf
@@ -214,7 +216,8 @@ do_start() {
 }
 
 do_stop() {
-  [ -s "$STARTED" ] || { log "nothing started by this script is running"; rm -f "$STARTED"; return 0; }
+  [ -s "$STARTED" ] || { log "nothing started by this script is running"; return 0; }
+  need_root
   if grep -q '^slurmctld ' "$STARTED" && squeue -h >/dev/null 2>&1; then
     # cancel every job first so that no slurmstepd or job process outlives the daemons
     squeue -h -o %i | xargs -r scancel --full 2>/dev/null || true

@@ -12,8 +12,8 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
     """Return a list of problems (empty when the store is sound).
 
     Checks: every array readable with the point count of ``status``; done points have finite
-    traces and metrics equal to those recomputed from the traces; failed points have a reason;
-    pending points have no trace; the parameter coordinates and point ids match the spec kept in
+    traces (full length unless tf is swept) and metrics equal to those recomputed from the traces;
+    failed points have a reason; the parameter coordinates and point ids match the spec kept in
     the store.
     """
     from .sweep.runner import metrics
@@ -23,16 +23,23 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
     g = st.group
     n = st.npoints
     for name in ["rates", "mean_rate", "final_rate", "error", "point_id", *st.parameters]:
-        if name not in g:
-            problems.append(f"array {name!r} is missing")
-        elif g[name].shape[0] != n:
-            problems.append(f"array {name!r} has {g[name].shape[0]} points, status has {n}")
+        try:
+            if name not in g:
+                problems.append(f"array {name!r} is missing")
+            elif g[name].shape[0] != n:
+                problems.append(f"array {name!r} has {g[name].shape[0]} points, status has {n}")
+        except Exception as exc:  # damaged array metadata
+            problems.append(f"array {name!r} unreadable ({type(exc).__name__}: {exc})")
     if problems:
         return problems
-    status = st.status()
-    errors = st.errors()
+    try:
+        status = st.status()
+        errors = st.errors()
+        times = st.times
+    except Exception as exc:  # a damaged status/error/time chunk
+        return [f"status, error or time unreadable ({type(exc).__name__}: {exc})"]
     window = st.meta.get("metric_window")
-    times = st.times
+    full = check_spec and _full_length_traces(st)
     bad_status = np.flatnonzero(~np.isin(status, [PENDING, DONE, FAILED]))
     for i in bad_status[:10]:
         problems.append(f"point {i}: unknown status {status[i]}")
@@ -55,6 +62,9 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
                 length = int(np.argmin(finite)) if not finite.all() else len(finite)
                 if length == 0 or not np.isnan(rates[j][:, length:]).all():  # only NaN padding may follow
                     problems.append(f"point {i}: marked done but its trace has non-finite values")
+                elif full and length < len(times):
+                    problems.append(f"point {i}: marked done but its trace ends at sample {length} of "
+                                    f"{len(times)} (NaN after t={times[length]:g} s)")
                 if not np.allclose(mean[j], want_mean[j], rtol=1e-6, atol=1e-9, equal_nan=False):
                     problems.append(f"point {i}: mean_rate {mean[j].tolist()} does not match its trace "
                                     f"({want_mean[j].tolist()})")
@@ -63,11 +73,26 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
                                     f"({want_final[j].tolist()})")
             elif status[i] == FAILED and not errors[i]:
                 problems.append(f"point {i}: marked failed without a reason")
-            elif status[i] == PENDING and np.isfinite(rates[j]).any():
-                problems.append(f"point {i}: pending but holds a trace")
+            # a pending point may hold a trace: a run stopped between writing a chunk's traces and
+            # its status (killed, disk full); the next run recomputes and overwrites it
     if check_spec:
         problems += _check_against_spec(st)
     return problems
+
+
+def _full_length_traces(st: SweepStore) -> bool:
+    """True when every point shares the store's time axis (no swept tf, no builder): NaN padding
+    at the end of a done trace is then damage, not a shorter simulation."""
+    from .sweep import Sweep
+
+    meta = st.meta
+    try:
+        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"])
+    except SweeperError:
+        return False
+    swept = list(sweep.paths.values()) + [d[1] for d in sweep.derived.values()]
+    return "network" in sweep.spec and not any(
+        p is not None and p.area == "simulation" and p.field == "tf" for p in swept)
 
 
 def _check_against_spec(st: SweepStore) -> list[str]:
@@ -80,13 +105,15 @@ def _check_against_spec(st: SweepStore) -> list[str]:
         table = sweep.points()
     except SweeperError as exc:
         return [f"the spec kept in the store cannot be expanded: {exc}"]
-    ids = st.point_ids()
+    try:
+        ids, have = st.point_ids(), st.params()
+    except Exception as exc:  # a damaged coordinate chunk
+        return [f"point ids or coordinates unreadable ({type(exc).__name__}: {exc})"]
     want = pts.point_ids(table, sweep.parameter_names)
     problems = []
     if set(ids) != set(want) or len(ids) != len(want):
         problems.append(f"point ids do not match the spec: store has {len(ids)}, spec has {len(want)}, "
                         f"{len(set(ids) ^ set(want))} differ")
-    have = st.params()
     position = {pid: k for k, pid in enumerate(want)}
     order = np.array([position.get(pid, -1) for pid in ids])
     ok = order >= 0

@@ -10,6 +10,7 @@ import pandas as pd
 from bmtk.builder import NetworkBuilder as BmtkBuilder
 from bmtk.utils.sonata import File
 
+from sweeper.io import load_network, save_network
 from sweeper.io.builder import NetworkBuilder
 from sweeper.io.popnet import network_from_builders
 from sweeper.model import (Connection, ConstantRate, Dist, ExternalPopulation, InternalPopulation, Network,
@@ -111,7 +112,9 @@ def test_bmtk_built_network_simulates_like_the_sweeper_network(tmp_path):
     assert from_bmtk.populations == from_sweeper.populations == expected.populations
     assert from_bmtk.connections == from_sweeper.connections == expected.connections
 
-    got, want = simulate(from_bmtk), simulate(expected)
+    save_network(expected, tmp_path / "equivalent.json")   # sweeper's own network file
+    assert load_network(tmp_path / "equivalent.json") == expected
+    got, want = simulate(from_bmtk), simulate(load_network(tmp_path / "equivalent.json"))
     assert list(got.names) == list(want.names) == ["exc", "inh"]
     np.testing.assert_array_equal(got.t, want.t)
     np.testing.assert_allclose(got.rates, want.rates, rtol=0, atol=1e-12)

@@ -106,6 +106,14 @@ def test_tutorial_is_the_reference_case_network():
     assert cfg.rates_file == FIXTURES / "popnet_tutorial" / "output" / "firing_rates.csv"
 
 
+def test_load_network_reads_popnet_configs():
+    from sweeper.io import load_network
+
+    path = FIXTURES / "pop_2pops" / "config.json"
+    assert load_network(path) == read_popnet_config(path).network
+    assert load_network(path.parent) == read_popnet_config(path).network
+
+
 def test_grouping_uses_first_node_and_first_edge_row():
     """3+2 nodes become 2 populations; E->I takes the first row's weight (0.0001), not 0.005."""
     net = read_popnet_config(FIXTURES / "popnet_grouping" / "config.json").network

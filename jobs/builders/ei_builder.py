@@ -10,15 +10,15 @@ from sweeper.model import (
 
 def build(g: float = 4.0, drive: float = 300.0, j: float = 0.001, tf: float = 0.25) -> Network:
     """Brunel-style balance: inhibitory weight = -g * excitatory weight; external drive in Hz."""
-    grid = dict(v_min=-0.02, v_max=0.02, dv=0.0004, update_method="approx", approx_order=None)
+    grid = dict(v_min=-0.02, v_max=0.02, dv=0.0004, update_method="gmres")
     e = InternalPopulation("e", tau_m=Dist.delta(0.02), **grid)
     i = InternalPopulation("i", tau_m=Dist.delta(0.01), **grid)
     ext = ExternalPopulation("ext", parse_rate(float(drive)))
     w_e, w_i = Dist.delta(j), Dist.delta(-g * j)
     delay = Dist.delta(0.001)
     conns = [
-        Connection("ext", "e", 20, Dist.delta(0.002), delay),
-        Connection("ext", "i", 20, Dist.delta(0.002), delay),
+        Connection("ext", "e", 25, Dist.delta(0.002), delay),
+        Connection("ext", "i", 25, Dist.delta(0.002), delay),
         Connection("e", "e", 20, w_e, delay),
         Connection("e", "i", 20, w_e, delay),
         Connection("i", "e", 5, w_i, delay),

@@ -95,44 +95,43 @@ def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
             J.theta, J.floor)
 
 
-def _merged(n: int, dest: np.ndarray, lk: np.ndarray, bands: list[tuple]):
-    """One sparse structure for all off-diagonal entries of J of one population.
+def _diagonals(n: int, dest: np.ndarray, lk: np.ndarray, bands: list[tuple]):
+    """The off-diagonal part of J of one population as diagonals (DIA).
 
-    Rows hold the band entries of every input group (tagged 1 + group) and then the leak
-    inflow (tagged 0, last so that Gauss-Seidel's dependency on the neighbour comes last);
-    each row is padded with zero entries to a multiple of 4 for the unrolled loops.
-    Returns (rowptr, cols, tags, values, per-group diagonals).
+    Returns (offsets, tags, merged index, values, per-group main diagonals): ``offsets``
+    are the distinct row - column offsets, +-1 (the leak) last so that Gauss-Seidel's
+    dependency on the neighbour just updated comes last; each contribution c is a length-n
+    vector ``values[c]`` (row k holds the entry at column k - offset) tagged 0 for the leak
+    and 1 + g for input group g, added into diagonal ``merged index[c]``.
     """
-    rows_l, cols_l, gid_l, vals_l, diags = [], [], [], [], []
+    contrib: dict[tuple[int, int], np.ndarray] = {}
+    diags = []
     for g, (indptr, idx, data) in enumerate(bands):
         rows = np.repeat(np.arange(n), np.diff(indptr))
         off = idx != rows
-        rows_l.append(rows[off])
-        cols_l.append(idx[off])
-        gid_l.append(np.full(int(off.sum()), g + 1))
-        vals_l.append(data[off])
         d = np.zeros(n)
         d[rows[~off]] = data[~off]
         diags.append(d)
+        r, o, v = rows[off], (rows - idx)[off], data[off]
+        for offset in np.unique(o):
+            sel = o == offset
+            vec = np.zeros(n)
+            vec[r[sel]] = v[sel]
+            contrib[(g + 1, int(offset))] = vec
     src = np.flatnonzero(dest >= 0)
-    rows_l.append(dest[src])
-    cols_l.append(src)
-    gid_l.append(np.zeros(len(src), dtype=np.int64))
-    vals_l.append(lk[src])
-    rows = np.concatenate(rows_l)
-    srt = np.argsort(rows, kind="stable")
-    rows, cols = rows[srt], np.concatenate(cols_l)[srt]
-    gid, vals = np.concatenate(gid_l)[srt], np.concatenate(vals_l)[srt]
-    counts = np.bincount(rows, minlength=n)
-    padded = (counts + 3) // 4 * 4
-    start = np.concatenate([[0], np.cumsum(counts)])
-    pstart = np.concatenate([[0], np.cumsum(padded)])
-    pos = pstart[rows] + (np.arange(len(rows)) - start[rows])
-    out_cols = np.repeat(np.arange(n), padded)  # padding points at the row itself, weight 0
-    out_gid = np.zeros(len(out_cols), dtype=np.int64)
-    out_vals = np.zeros(len(out_cols))
-    out_cols[pos], out_gid[pos], out_vals[pos] = cols, gid, vals
-    return pstart.astype(np.int64), out_cols.astype(np.int64), out_gid, out_vals, diags
+    for offset in (1, -1):
+        sel = src[dest[src] - src == offset]
+        if len(sel):
+            vec = np.zeros(n)
+            vec[dest[sel]] = lk[sel]
+            contrib[(0, offset)] = vec
+    offsets = sorted({o for _, o in contrib}, key=lambda o: (abs(o) == 1, o))
+    index = {o: m for m, o in enumerate(offsets)}
+    keys = sorted(contrib, key=lambda k: (index[k[1]], k[0]))
+    tags = np.array([k[0] for k in keys], dtype=np.int64)
+    merged = np.array([index[k[1]] for k in keys], dtype=np.int64)
+    values = np.array([contrib[k] for k in keys]).reshape(len(keys), n)
+    return np.array(offsets, dtype=np.int64), tags, merged, values, diags
 
 
 def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
@@ -229,9 +228,12 @@ def build_plan(nets: list[Network]) -> Plan:
     theta = np.zeros((B, GB))
     floor = np.zeros((B, GB))
     gdiag = np.zeros((B, GB))
-    mptr = np.zeros((B, P), dtype=np.int64)
-    parts: list[tuple] = []
-    nrow = nval = 0
+    dptr = np.zeros((B, P), dtype=np.int64)
+    dcnt = np.zeros((B, P), dtype=np.int64)
+    cptr = np.zeros((B, P), dtype=np.int64)
+    ccnt = np.zeros((B, P), dtype=np.int64)
+    offs_l, tags_l, merged_l, vals_l = [], [], [], []
+    noff = ncon = 0
     c_pk = np.zeros((B, len(c_ks)))
     c_nsyn = np.zeros((B, C))
     ext_now = np.zeros((B, E, steps + 1))
@@ -262,13 +264,17 @@ def build_plan(nets: list[Network]) -> Plan:
             tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
             normord[b, i] = float(p.norm)
             gs = range(gstart[i], gstart[i + 1])
-            rp, mc, mg, mv, diags = _merged(n, grids[i][2], lk, [bands[g][:3] for g in gs])
+            offsets, tags, merged, values, diags = _diagonals(n, grids[i][2], lk, [bands[g][:3] for g in gs])
             for g, d in zip(gs, diags):
                 gdiag[b, gboff[g]:gboff[g + 1]] = d
-            mptr[b, i] = nrow
-            parts.append((rp + nval, mc, mg, mv))
-            nrow += n + 1
-            nval += len(mc)
+            dptr[b, i], dcnt[b, i] = noff, len(offsets)
+            cptr[b, i], ccnt[b, i] = ncon, len(tags)
+            offs_l.append(offsets)
+            tags_l.append(tags)
+            merged_l.append(merged)
+            vals_l.append(values.ravel())
+            noff += len(offsets)
+            ncon += len(tags)
         for k, ename in enumerate(eidx):
             ext_now[b, k] = _rate_values(pops[ename].rate, t, f"{name}: populations[{ename!r}].rate")
         for ci, c in enumerate(conns):
@@ -290,13 +296,18 @@ def build_plan(nets: list[Network]) -> Plan:
                                  f"{where}.delay_queue")
             hist[b, h:h + D + 1] = q
 
-    cat = (lambda k, dtype: np.concatenate([pt[k] for pt in parts]).astype(dtype)) if parts else \
-        (lambda k, dtype: np.zeros(1 if k == 0 else 0, dtype))
-    rowptr, cols, gid, vals = cat(0, np.int64), cat(1, np.int64), cat(2, np.int64), cat(3, np.float64)
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+    doff, ctag, cm = cat(offs_l, np.int64), cat(tags_l, np.int64), cat(merged_l, np.int64)
+    DV = cat(vals_l, np.float64)
+    # where each contribution's vector starts in DV
+    sizes = np.concatenate([np.full(len(t), nbins[i]) for (b_, i), t in
+                            zip(((b_, i) for b_ in range(B) for i in range(P)), tags_l)]) if tags_l else []
+    cvoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
     recorded = [i for i, p in enumerate(ints) if p.record]
     args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
             zb0s, zb1s, order, gstart, gboff, leak, gdiag, theta, floor,
-            mptr, rowptr, cols, gid, vals, p0, rate0,
+            dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
             c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
             ext_now, hist)
     return Plan(nets, steps, t, [p.name for p in ints], recorded, args)

@@ -5,12 +5,13 @@ one after the other with the same code path, so a network gives bit-identical re
 alone or inside any batch. Within a member, populations read only the delay histories,
 which change after all populations have stepped (spec §11).
 
-The generator ``J = L + sum_g lam_g F_g`` of a population is never stored dense. Each
-(member, population) has one merged sparse structure of its off-diagonal entries (leak
-inflows and the band parts of every input group, each entry tagged with its group), rows
-padded to a multiple of 4. Every step first assembles the scaled values
-``W = scale * coef[group] * value`` and the diagonal once; the reset and floor rows are
-rank-1 terms ``(theta_eff . x)/nz`` and ``floor_eff . x``.
+The generator ``J = L + sum_g lam_g F_g`` of a population is never stored dense. Its
+off-diagonal part is banded: the leak moves mass one bin (offsets +-1) and a weight w
+shifts it by about w/dv bins, so each (member, population) stores it as a few diagonals
+(DIA format): per (group, offset) a length-n vector, with offsets +-1 last. Every step
+first assembles the diagonals ``V[m] = scale * sum_g lam_g * values`` and the main
+diagonal once; the reset and floor rows are rank-1 terms ``(theta_eff . x)/nz`` and
+``floor_eff . x``. Loops over a diagonal are contiguous, so they vectorise.
 """
 
 from __future__ import annotations
@@ -62,13 +63,23 @@ def _vnorm(x, n, ord_):
 
 
 @njit(cache=True)
-def _assemble(scale, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag, gbo, diag):
-    """W = scale * coef[gid] * vals and diag = scale * (J's diagonal without rank-1 parts)."""
+def _assemble(scale, lam, ng, coef, M, doff, K, ctag, cm, cvoff, DV, V, n, lk, gdiag, gbo, diag):
+    """Diagonals V[m] = scale * sum of coef[tag] * values, and the scaled main diagonal.
+
+    coef[0] = 1 for the leak, coef[1 + g] = lam_g for input group g.
+    """
     coef[0] = scale
     for g in range(ng):
         coef[g + 1] = scale * lam[g]
-    for q in range(q0, q1):
-        W[q - q0] = coef[gid[q]] * vals[q]
+    for m in range(M):
+        for k in range(n):
+            V[m, k] = 0.0
+    for c in range(K):
+        a = coef[ctag[c]]
+        m = cm[c]
+        v0 = cvoff[c]
+        for k in range(n):
+            V[m, k] += a * DV[v0 + k]
     for k in range(n):
         diag[k] = -lk[k]
     for g in range(ng):
@@ -81,53 +92,61 @@ def _assemble(scale, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag, gbo, dia
 
 
 @njit(cache=True)
-def _matvec(x, y, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
-    """y = (scale * J) x with W and diag assembled at that scale."""
+def _dot(a, x, n):
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    k = 0
+    while k + 4 <= n:
+        s0 += a[k] * x[k]
+        s1 += a[k + 1] * x[k + 1]
+        s2 += a[k + 2] * x[k + 2]
+        s3 += a[k + 3] * x[k + 3]
+        k += 4
+    while k < n:
+        s0 += a[k] * x[k]
+        k += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
+def _matvec(x, y, n, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
+    """y = (scale * J) x, with V and diag assembled at that scale."""
     for k in range(n):
-        s0 = diag[k] * x[k]
-        s1 = 0.0
-        for q in range(rp[k], rp[k + 1], 4):
-            w = q - q0
-            s0 += W[w] * x[cols[q]] + W[w + 1] * x[cols[q + 1]]
-            s1 += W[w + 2] * x[cols[q + 2]] + W[w + 3] * x[cols[q + 3]]
-        y[k] = s0 + s1
+        y[k] = diag[k] * x[k]
+    for m in range(M):
+        off = doff[m]
+        lo = max(0, off)
+        hi = min(n, n + off)
+        for k in range(lo, hi):
+            y[k] += V[m, k] * x[k - off]
     if has_th:
-        a = 0.0
-        b = 0.0
-        for k in range(0, n - 1, 2):
-            a += theff[k] * x[k]
-            b += theff[k + 1] * x[k + 1]
-        if n % 2:
-            a += theff[n - 1] * x[n - 1]
-        th = scale * (a + b) / nz
+        th = scale * _dot(theff, x, n) / nz
         y[zb0] += th
         if zb1 >= 0:
             y[zb1] += th
     if has_fl:
-        a = 0.0
-        for k in range(n):
-            a += fleff[k] * x[k]
-        y[0] += scale * a
+        y[0] += scale * _dot(fleff, x, n)
 
 
 @njit(cache=True)
-def _gauss_seidel(p, y, n, dt, tol, order, inv, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+def _gauss_seidel(p, ypad, pad, n, dt, tol, order, inv, diag, M, doff, V, theff, fleff, has_th, has_fl,
                   zb0, zb1, nz, x0):
     """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order.
 
     The leak moves mass one bin toward 0 V from both sides, so sweeping each side toward
     the reset bins makes the stiff leak exactly triangular; only jumps that point against
-    the sweep (and the rank-1 reset/floor rows) lag. I - dt J is an M-matrix, so the sweeps
-    converge. Starts from x0; a start that already meets the tolerance is returned as is,
-    which is what makes steady states exact fixed points (as with dipde's GMRES).
-    Returns the number of sweeps.
+    the sweep lag. I - dt J is an M-matrix, so the sweeps converge. The solution is left
+    in ``ypad[pad:pad + n]`` (zero padding on both sides keeps the diagonal loops
+    branch-free). Starts from x0; a start that already meets the tolerance is returned as
+    is, which makes steady states exact fixed points (as with dipde's GMRES).
+    The reset and floor rows are rank-1: their dot products are kept up to date as
+    entries change. Returns the number of sweeps.
     """
-    bnorm = 0.0
+    bnorm = math.sqrt(_dot(p, p, n))
     for k in range(n):
-        y[k] = x0[k]
-        bnorm += p[k] * p[k]
-    bnorm = math.sqrt(bnorm)
-    for k in range(n):
+        ypad[pad + k] = x0[k]
         inv[k] = 1.0 - diag[k]
     if has_th:
         inv[zb0] -= dt * theff[zb0] / nz
@@ -140,51 +159,48 @@ def _gauss_seidel(p, y, n, dt, tol, order, inv, diag, rp, cols, W, q0, theff, fl
     lim = tol * bnorm
     sweeps = 0
     for it in range(MAX_SWEEPS):
+        th = _dot(theff, ypad[pad:pad + n], n) if has_th else 0.0
+        fl = _dot(fleff, ypad[pad:pad + n], n) if has_fl else 0.0
         delta2 = 0.0
         for idx in range(n):
             k = order[idx]
-            s0 = p[k]
-            s1 = 0.0
-            for q in range(rp[k], rp[k + 1], 4):
-                w = q - q0
-                s0 += W[w] * y[cols[q]] + W[w + 1] * y[cols[q + 1]]
-                s1 += W[w + 2] * y[cols[q + 2]] + W[w + 3] * y[cols[q + 3]]
-            s = s0 + s1
+            s = p[k]
+            base = pad + k
+            for m in range(M):
+                s += V[m, k] * ypad[base - doff[m]]
+            yk = ypad[base]
             if has_fl and k == 0:
-                a = 0.0
-                for j in range(1, n):
-                    a += fleff[j] * y[j]
-                s += dt * a
+                s += dt * (fl - fleff[0] * yk)
             if has_th and (k == zb0 or k == zb1):
-                a = 0.0
-                for j in range(n):
-                    if j != k:
-                        a += theff[j] * y[j]
-                s += dt * a / nz
+                s += dt * (th - theff[k] * yk) / nz
             ynew = s * inv[k]
-            d = ynew - y[k]
+            d = ynew - yk
             delta2 += d * d
-            y[k] = ynew
+            ypad[base] = ynew
+            if has_th:
+                th += theff[k] * d
+            if has_fl:
+                fl += fleff[k] * d
         sweeps = it + 1
         if not math.sqrt(delta2) > lim:  # converged (NaN also stops; the caller catches it)
             if it == 0:
                 for k in range(n):
-                    y[k] = x0[k]
+                    ypad[pad + k] = x0[k]
             break
     return sweeps
 
 
 @njit(cache=True)
-def _expm_action(x, n, dt, work, term, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
-                 zb0, zb1, nz):
-    """x <- expm(dt J) x (W, diag assembled at scale 1): Taylor series over substeps with
+def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz):
+    """x <- expm(dt J) x (V, diag assembled at scale 1): Taylor series over substeps with
     ||dt J / s||_1 <= 1/2, each summed to full double precision."""
     colabs = work
     for k in range(n):
         colabs[k] = abs(diag[k]) + (abs(theff[k]) + abs(fleff[k]))
-    for r in range(n):
-        for q in range(rp[r], rp[r + 1]):
-            colabs[cols[q]] += abs(W[q - q0])
+    for m in range(M):
+        off = doff[m]
+        for k in range(max(0, off), min(n, n + off)):
+            colabs[k - off] += abs(V[m, k])
     nrm = 0.0
     for k in range(n):
         if colabs[k] > nrm:
@@ -195,7 +211,7 @@ def _expm_action(x, n, dt, work, term, diag, rp, cols, W, q0, theff, fleff, has_
         for k in range(n):
             term[k] = x[k]
         for m in range(1, 100):
-            _matvec(term, work, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
+            _matvec(term, work, n, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
             tn = 0.0
             xn = 0.0
             for k in range(n):
@@ -210,7 +226,7 @@ def _expm_action(x, n, dt, work, term, diag, rp, cols, W, q0, theff, fleff, has_
 @njit(cache=True)
 def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normord,
                 zb0s, zb1s, order, gstart, gboff, leak, gdiag, theta, floor,
-                mptr, rowptr, cols, gid, vals, p0, rate0,
+                dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
                 c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
                 ext_now, hist, rates, status, fail_step, fail_pop, work_out):
     """Simulate every member; fill ``rates[b, i, n]``; per-member failures go to ``status``.
@@ -222,12 +238,15 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
     C = c_src.shape[0]
     nmax = 1
     gmax = 0
-    wmax = 1
+    mmax = 1
+    pad = 1
     for i in range(n_pop):
         nmax = max(nmax, nbins[i])
         gmax = max(gmax, gstart[i + 1] - gstart[i])
         for b in range(B):
-            wmax = max(wmax, rowptr[mptr[b, i] + nbins[i]] - rowptr[mptr[b, i]])
+            mmax = max(mmax, dcnt[b, i])
+            for m in range(dptr[b, i], dptr[b, i] + dcnt[b, i]):
+                pad = max(pad, abs(doff[m]))
     x = np.empty(nmax)
     term = np.empty(nmax)
     tmp = np.empty(nmax)
@@ -235,7 +254,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
     diag = np.empty(nmax)
     theff = np.empty(nmax)
     fleff = np.empty(nmax)
-    W = np.empty(wmax)
+    V = np.empty((mmax, nmax))
+    ypad = np.zeros(nmax + 2 * pad)
     lam = np.empty(gmax + 1)
     coef = np.empty(gmax + 1)
     newrate = np.empty(n_pop)
@@ -308,27 +328,32 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                             has_fl = True
                 lk = leak[b, o:o + n]
                 gbo = gboff[g0:g0 + ng]
-                rp = rowptr[mptr[b, i]:mptr[b, i] + n + 1]
-                q0 = rp[0]
-                q1 = rp[n]
+                M = dcnt[b, i]
+                do = doff[dptr[b, i]:dptr[b, i] + M]
+                K = ccnt[b, i]
+                ct = ctag[cptr[b, i]:cptr[b, i] + K]
+                cmm = cm[cptr[b, i]:cptr[b, i] + K]
+                cvo = cvoff[cptr[b, i]:cptr[b, i] + K]
                 m = method[i]
                 if m == BACKWARD_EULER:
-                    _assemble(dt, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
-                    work_out[b, i] += _gauss_seidel(pp, x, n, dt, tol[b, i], order[o:o + n], inv, diag,
-                                                    rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                    _assemble(dt, lam, ng, coef, M, do, K, ct, cmm, cvo, DV, V, n, lk, gdiag[b], gbo, diag)
+                    work_out[b, i] += _gauss_seidel(pp, ypad, pad, n, dt, tol[b, i], order[o:o + n], inv,
+                                                    diag, M, do, V, theff, fleff, has_th, has_fl,
                                                     zb0, zb1, nz, pp)
+                    for k in range(n):
+                        x[k] = ypad[pad + k]
                 else:
                     for k in range(n):
                         x[k] = pp[k]
                         term[k] = pp[k]
                     if m == APPROX_TOL:
                         # A = J*dt; term = A term / k; p += term until norm(term) <= tol (spec §8.1)
-                        _assemble(dt, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
+                        _assemble(dt, lam, ng, coef, M, do, K, ct, cmm, cvo, DV, V, n, lk, gdiag[b], gbo, diag)
                         err = np.inf
                         kterm = 0
                         while err > tol[b, i] and kterm < MAX_TAYLOR_TERMS:
                             kterm += 1
-                            _matvec(term, tmp, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                            _matvec(term, tmp, n, diag, M, do, V, theff, fleff, has_th, has_fl,
                                     zb0, zb1, nz, dt)
                             for k in range(n):
                                 term[k] = tmp[k] / kterm
@@ -339,11 +364,11 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                             status[b] = FAIL_SERIES
                     elif m == APPROX_ORDER:
                         # term = (J term) * dt; p += term / m! (spec §8.2)
-                        _assemble(1.0, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
+                        _assemble(1.0, lam, ng, coef, M, do, K, ct, cmm, cvo, DV, V, n, lk, gdiag[b], gbo, diag)
                         fact = 1.0
                         for mm in range(1, approx_order[i] + 1):
                             fact *= mm
-                            _matvec(term, tmp, n, diag, rp, cols, W, q0, theff, fleff, has_th, has_fl,
+                            _matvec(term, tmp, n, diag, M, do, V, theff, fleff, has_th, has_fl,
                                     zb0, zb1, nz, 1.0)
                             inv_f = 1.0 / fact
                             for k in range(n):
@@ -351,8 +376,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                                 x[k] = x[k] + inv_f * term[k]
                         work_out[b, i] += approx_order[i]
                     else:
-                        _assemble(1.0, lam, ng, coef, gid, vals, q0, q1, W, n, lk, gdiag[b], gbo, diag)
-                        _expm_action(x, n, dt, tmp, term, diag, rp, cols, W, q0, theff, fleff,
+                        _assemble(1.0, lam, ng, coef, M, do, K, ct, cmm, cvo, DV, V, n, lk, gdiag[b], gbo, diag)
+                        _expm_action(x, n, dt, tmp, term, diag, M, do, V, theff, fleff,
                                      has_th, has_fl, zb0, zb1, nz)
                     # mass conservation check of the explicit methods (spec §8.1-8.3)
                     s = 0.0

@@ -742,6 +742,8 @@ def write_rates_file(path: str | Path, keys: Sequence[Any], t_steps: int | Seque
     steps = range(t_steps) if isinstance(t_steps, (int, np.integer)) else [int(i) for i in t_steps]
     times = [str(int(i) * float(dt)) for i in steps]
     rates = np.asarray(rates, dtype=float)
+    if not len(keys):
+        rates = rates.reshape(0, len(times))
     if rates.shape != (len(keys), len(times)):
         raise ValueError(f"rates has shape {rates.shape}, expected ({len(keys)}, {len(times)})")
     path = Path(path)
@@ -773,11 +775,6 @@ def run_popnet_config(path: str | Path, out: str | Path | None = None,
         raise ModelError("the config has no output.rates_file; give an output path (-o)", str(path))
     net = cfg.network.validate(str(path))
     result = simulate(net)
-    names = list(result.names)
-    rows = [names.index(n) for n in cfg.population_keys]
     target.parent.mkdir(parents=True, exist_ok=True)
-    rates = np.asarray(result.rates)
-    if rates.ndim == 3:  # a leading batch axis of one
-        rates = rates[0]
-    return write_rates_file(target, list(cfg.population_keys.values()), len(result.t),
-                            net.simulation.dt, rates[rows])
+    rates = [result.rate(name) for name in cfg.population_keys]
+    return write_rates_file(target, list(cfg.population_keys.values()), len(result.t), net.simulation.dt, rates)

@@ -133,13 +133,11 @@ class Sweep:
             P.add(("network",), "give exactly one of 'network' (a file) or 'builder' (module:function)")
             raise SpecError(P.items)
 
-        base = None
-        try:
-            base = self.base_network()
-        except SweeperError as exc:
-            P.add(("builder",) if "builder" in spec else ("network",), str(exc))
-        except Exception as exc:  # a builder's own bug: still one clear line
-            P.add(("builder",), f"calling the builder failed: {type(exc).__name__}: {exc}")
+        # A file network is loaded first; a builder is called once with the first point's values
+        # (after the parameters are parsed) and paths are then resolved against what it returned.
+        is_builder = "builder" in spec
+        self._first_args: dict = {}
+        base = None if is_builder else self._try_base(P)
 
         params = spec.get("parameters") or {}
         if not isinstance(params, dict) or not params:
@@ -186,6 +184,8 @@ class Sweep:
             except ExpressionError as exc:
                 P.add(("constraints", i), str(exc))
 
+        if is_builder and not P.items:
+            base = self._builder_base(params, derived, P)
         self.axes = self._parse_axes(P)
         self.replicates = spec.get("replicates", 1)
         if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) or self.replicates < 1:
@@ -196,6 +196,39 @@ class Sweep:
             self._check_values(base, P)
         if P.items:
             raise SpecError(P.items)
+
+    def _try_base(self, P) -> Network | None:
+        try:
+            return self.base_network()
+        except SweeperError as exc:
+            P.add(("builder",) if "builder" in self.spec else ("network",), str(exc))
+        except Exception as exc:  # a builder's own bug: still one clear line
+            P.add(("builder",), f"calling the builder failed: {type(exc).__name__}: {exc}")
+        return None
+
+    def _builder_base(self, params, derived, P) -> Network | None:
+        """Call the builder with the first point's by-name values; resolve the paths on its result."""
+        first = {n: v[0] for n, v in self.values.items()}
+        first.update({n: r[0] for n, r in self.ranges.items()})
+        for name, (expr, _path) in self.derived.items():
+            try:
+                first[name] = float(expr(**{k: first[k] for k in expr.names}))
+            except Exception:
+                pass
+        has_path = {n for n, d in list(params.items()) + list(derived.items())
+                    if isinstance(d, dict) and d.get("path") is not None}
+        self._first_args = {n: _py(v) for n, v in first.items() if n not in has_path}
+        base = self._try_base(P)
+        if base is None:
+            return None
+        for name, defn in params.items():
+            if isinstance(defn, dict) and defn.get("path") is not None:
+                self.paths[name] = self._resolve_path(defn["path"], base, ("parameters", name), P)
+        for name, defn in derived.items():
+            if isinstance(defn, dict) and defn.get("path") is not None and name in self.derived:
+                self.derived[name] = (self.derived[name][0],
+                                      self._resolve_path(defn["path"], base, ("derived", name), P))
+        return base
 
     def _parse_parameter(self, name, defn, base, P):
         key = ("parameters", name)
@@ -380,7 +413,7 @@ class Sweep:
             else:
                 raise SpecError(f"'network' must be a file path, got {net!r}")
         else:
-            base = self._call_builder({})
+            base = self._call_builder(self._first_args)
         sim = spec.get("simulation")
         if sim:
             from dataclasses import replace
@@ -411,10 +444,16 @@ class Sweep:
     def _call_builder(self, params: Mapping[str, Any]) -> Network:
         args = dict(self.spec.get("builder_args") or {})
         args.update(params)
-        result = self.builder(**args)
+        try:
+            result = self.builder(**args)
+        except SweeperError:
+            raise
+        except Exception as exc:
+            raise SpecError(f"the builder {self.spec['builder']} failed for {params}: "
+                            f"{type(exc).__name__}: {exc}") from exc
         if isinstance(result, Network):
             return result
-        from ..io.builder import network_from_builders
+        from ..io.popnet import network_from_builders
         return network_from_builders(result, simulation=None)
 
     def network_for(self, point: Mapping[str, Any]) -> Network:
