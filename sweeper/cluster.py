@@ -64,7 +64,9 @@ def connect(kind: str = "local", *, scheduler: str | None = None, n_workers: int
     elif kind == "local":
         from distributed import LocalCluster
 
-        workers = n_workers or os.cpu_count() or 1
+        from dask.system import CPU_COUNT  # honours CPU affinity and cgroup limits
+
+        workers = n_workers or CPU_COUNT
         with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
                           processes=True, dashboard_address=":0",
                           local_directory=local_directory) as cluster, Client(cluster) as client:
@@ -205,6 +207,9 @@ def _slurm_cluster(*, jobs: int, **options):
     except ImportError as exc:
         raise SweeperError(f"--cluster slurm needs dask-jobqueue ({exc}); install "
                            f"'sweeper[cluster]'", "--cluster") from None
+    probe = subprocess.run(["squeue", "-h", "-j", "0"], capture_output=True, text=True)
+    if probe.returncode != 0 and "Invalid job id" not in probe.stderr:
+        raise SweeperError(f"cannot reach the Slurm controller: {probe.stderr.strip()}", "--cluster slurm")
     import dask
 
     # Forget a departed worker after 2 s (not 15) so its replacement job is submitted sooner.

@@ -125,7 +125,7 @@ def _check_against_spec(st: SweepStore) -> list[str]:
         same = (a == b) if a.dtype == object or b.dtype == object else np.isclose(a, b, rtol=1e-15, atol=0)
         if not np.all(same):
             k = int(np.flatnonzero(~np.asarray(same))[0])
-            problems.append(f"coordinate {name!r} of point {np.flatnonzero(ok)[k]} is {a[k]!r}, the spec says {b[k]!r}")
+            problems.append(f"coordinate {name!r} of point {np.flatnonzero(ok)[k]} is {a[k]}, the spec says {b[k]}")
     again = pts.point_ids({k: np.asarray(v) for k, v in have.items()}, sweep.parameter_names)
     bad = np.flatnonzero(again != ids)
     for i in bad[:10]:

@@ -1,4 +1,4 @@
-"""``sweeper simulate PATH``: one network, from a network file or a PopNet config.json."""
+"""``sweeper simulate PATH [-o OUT]``: run one network file or PopNet config."""
 
 from __future__ import annotations
 
@@ -10,38 +10,44 @@ import click
 from . import main
 
 
-@main.command()
-@click.argument("path", type=click.Path())
-@click.option("-o", "--output", "out", type=click.Path(), default=None,
-              help="Where to write the rates (default: stdout for a network file; the config's "
-                   "output.rates_file for a PopNet config).")
-def simulate(path, out):
-    """Simulate one network: a sweeper network file (JSON/YAML) or a PopNet config.json.
+def write_rates_csv(result, out) -> None:
+    """CSV with header ``t,<population names>``, one row per sample, floats as repr."""
+    lines = ["t," + ",".join(result.names)]
+    rates = result.rates
+    for n, t in enumerate(result.t.tolist()):
+        lines.append(",".join([repr(t)] + [repr(float(v)) for v in rates[:, n]]))
+    out.write("\n".join(lines) + "\n")
 
-    A network file gives CSV with header ``t,<internal populations>``; a PopNet config gives
-    bmtk's rates file (``<population key> <t> <rate>``, no header).
+
+@main.command("simulate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+              help="where to write the rates (default: stdout for a network file; the config's "
+                   "output.rates_file for a PopNet config)")
+def simulate_cmd(path: Path, out: Path | None):
+    """Simulate the network in PATH (a network file, or a PopNet config.json or its directory).
+
+    For a network file the firing rates are written as CSV: a header ``t,<internal
+    population names>`` and one row per time sample. For a PopNet config they are written
+    in bmtk's rates-file format where the config says (or to -o).
     """
-    from ..engine import simulate as run
+    from ..engine import simulate
     from ..io import is_popnet_config, load_network
     from ..io.netfile import read_text
 
-    p = Path(path)
-    if p.is_dir() and (p / "config.json").is_file():
-        p = p / "config.json"
-    if p.suffix == ".json" and is_popnet_config(read_text(p)):
+    config = path / "config.json" if path.is_dir() else path
+    doc = read_text(config)
+    if is_popnet_config(doc):
         from ..io.popnet import run_popnet_config
-        written = run_popnet_config(p, out)
-        click.echo(f"wrote {written}", err=True)
+        written = run_popnet_config(config, out=out)
+        if written is not None:
+            click.echo(f"wrote {written}", err=True)
         return
-    net = load_network(p)
-    result = run(net)
-    lines = ["t," + ",".join(result.names)]
-    for k, t in enumerate(result.t):
-        lines.append(",".join([repr(float(t))] + [repr(float(r)) for r in result.rates[:, k]]))
-    text = "\n".join(lines) + "\n"
-    if out is None:
-        sys.stdout.write(text)
+    result = simulate(load_network(config))
+    if out is None or str(out) == "-":
+        write_rates_csv(result, sys.stdout)
     else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as fh:
+            write_rates_csv(result, fh)
         click.echo(f"wrote {out}", err=True)
