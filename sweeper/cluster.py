@@ -62,9 +62,8 @@ def connect(kind: str = "local", *, scheduler: str | None = None, n_workers: int
             _announce(client, f"joined scheduler {scheduler}", quiet)
             yield client
     elif kind == "local":
-        from distributed import LocalCluster
-
         from dask.system import CPU_COUNT  # honours CPU affinity and cgroup limits
+        from distributed import LocalCluster
 
         workers = n_workers or CPU_COUNT
         with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
@@ -112,7 +111,10 @@ def _mpi_start(interface: str | None, threads: int, local_directory: str | None)
                            f"worker), got {size}; start it with 'mpiexec -n N' or 'srun --mpi=pmi2'"
                            f" with N >= 3", "--cluster")
     if interface is None and len(set(comm.allgather(MPI.Get_processor_name()))) == 1:
-        interface = "lo"  # every rank on this host: keep all traffic on loopback
+        import psutil
+
+        # every rank on this host: keep all traffic on loopback
+        interface = next((name for name in ("lo", "lo0") if name in psutil.net_if_addrs()), None)
     # Shutdown closes the connections from both ends; the resulting messages are noise.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     # Plain workers, not Nanny: a nanny spawns a process that would call MPI_Init again.
@@ -207,9 +209,6 @@ def _slurm_cluster(*, jobs: int, **options):
     except ImportError as exc:
         raise SweeperError(f"--cluster slurm needs dask-jobqueue ({exc}); install "
                            f"'sweeper[cluster]'", "--cluster") from None
-    probe = subprocess.run(["squeue", "-h", "-j", "0"], capture_output=True, text=True)
-    if probe.returncode != 0 and "Invalid job id" not in probe.stderr:
-        raise SweeperError(f"cannot reach the Slurm controller: {probe.stderr.strip()}", "--cluster slurm")
     import dask
 
     # Forget a departed worker after 2 s (not 15) so its replacement job is submitted sooner.
@@ -219,6 +218,7 @@ def _slurm_cluster(*, jobs: int, **options):
         keeper = threading.Thread(target=_keep_jobs, args=(cluster, jobs, stop), daemon=True,
                                   name="sweeper-keep-jobs")
         try:
+            _check_job_script(cluster.job_script())
             cluster.scale(jobs=jobs)
             keeper.start()
             yield cluster
@@ -229,18 +229,29 @@ def _slurm_cluster(*, jobs: int, **options):
             cluster.close()  # scancels the worker jobs
 
 
-def _keep_jobs(cluster, jobs: int, stop: threading.Event, every: float = 2.0) -> None:
-    """Submit a new worker job whenever one has ended (walltime, lifetime, scancel, node loss).
+def _check_job_script(script: str) -> None:
+    """Let Slurm vet the worker job (partition, account, limits) before any is submitted."""
+    probe = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True)
+    if probe.returncode != 0:
+        reason = " ".join(probe.stderr.replace("sbatch: error:", "").split())
+        raise SweeperError(f"Slurm refuses the worker job: {reason}", "--cluster slurm")
 
-    dask-jobqueue's ``scale`` only acts when the target changes; re-asking for the same number
-    makes the cluster reconcile its job list, which starts jobs for the workers that left.
+
+def _keep_jobs(cluster, jobs: int, stop: threading.Event, every: float = 2.0) -> None:
+    """Submit a new worker job whenever one has ended (lifetime, walltime, scancel, lost node).
+
+    dask-jobqueue's ``scale`` acts only when the target changes; asking again for the same number
+    makes the cluster reconcile its job list, which starts jobs for the workers that left. The
+    check runs on the cluster's event loop, where its bookkeeping lives.
     """
-    while not stop.wait(every):
-        try:
-            if set(cluster.worker_spec) - set(cluster.workers):
-                cluster.scale(jobs=jobs)
-        except RuntimeError:  # the cluster is closing
+    def reconcile():
+        if cluster.status.name in ("closing", "closed"):
             return
+        if set(cluster.worker_spec) - set(cluster.workers):
+            cluster.scale(jobs=jobs)
+
+    while not stop.wait(every):
+        cluster.loop.add_callback(reconcile)
 
 
 # --- one allocation: sbatch ---------------------------------------------------------------------

@@ -173,7 +173,12 @@ class SweepStore:
         return self.group["status"][sl]
 
     def params(self, sl: slice = slice(None)) -> dict[str, np.ndarray]:
-        return {name: self.group[name][sl] for name in self.parameters}
+        """Parameter columns: float64, or object arrays of str (as the spec's point table has them)."""
+        out = {}
+        for name in self.parameters:
+            values = self.group[name][sl]
+            out[name] = values.astype(object) if values.dtype.kind in "TUS" else values
+        return out
 
     def point_ids(self, sl: slice = slice(None)) -> np.ndarray:
         return self.group["point_id"][sl]

@@ -117,3 +117,16 @@ def test_slurm_cluster_runs_two_worker_jobs(require_slurm, tmp_path):
     assert "--lifetime 540s --lifetime-stagger 30s" in script and "--interface lo" in script
     # closing the cluster cancels its jobs: none stays pending or running
     assert not [j for j in squeue_jobs() if j[1] in ("PENDING", "RUNNING")]
+
+
+@pytest.mark.slurm
+def test_a_worker_job_slurm_refuses_is_a_one_line_error(require_slurm, tmp_path):
+    from click.testing import CliRunner
+    from sweeper.cli import main
+    result = CliRunner().invoke(main, ["run", str(DATA / "grid.yaml"), "-o", str(tmp_path / "s.zarr"),
+                                       "--cluster", "slurm", "--partition", "nosuch", "--no-progress"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "sweeper: error: --cluster slurm: Slurm refuses the worker job: invalid partition specified: "
+        "nosuch allocation failure: Invalid partition name specified")
+    assert not squeue_jobs()

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import zarr
 
-from sweeper.cluster import connect
 from sweeper.store import DONE
 from sweeper.sweep import Sweep, open_sweep, run_sweep
 
 DATA = Path(__file__).parent / "data" / "cluster"
 SPEC = DATA / "grid.yaml"            # 2 x 3 grid, one point per chunk
-SLOW_SPEC = DATA / "slow_grid.yaml"  # 3 x 8 grid, 0.4 s per point
+SLOW_SPEC = DATA / "slow_grid.yaml"  # 3 x 8 grid, 0.3 s per point
 SWEEPER = str(Path(sys.executable).with_name("sweeper"))
 
 
@@ -98,8 +97,8 @@ def test_d_slurm_worker_jobs_give_the_same_store(require_slurm, local_store, clu
     assert len(list(tmp_path.glob("slurm-*.out"))) >= 2  # the worker jobs' logs
 
 
-def worker_jobs() -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-n", "sweeper-worker", "-t", "RUNNING", "-o", "%i"],
+def worker_jobs(state="RUNNING") -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-n", "sweeper-worker", "-t", state, "-o", "%i"],
                          capture_output=True, text=True, timeout=30).stdout
     return out.split()
 
@@ -126,6 +125,10 @@ def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_
         done_before = done_count(store)
         assert jobs and 0 < done_before < 24, (jobs, done_before)
         subprocess.run(["scancel", jobs[0]], check=True, timeout=30)
+        replaced = False  # a new worker job takes the cancelled one's place
+        while not replaced and proc.poll() is None and time.monotonic() < deadline:
+            replaced = bool(set(worker_jobs(state="PENDING,RUNNING")) - set(jobs))
+            time.sleep(0.2)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -134,12 +137,15 @@ def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_
             subprocess.run(["scancel", "--name", "sweeper-worker"], timeout=30)
     assert proc.returncode == 0, err
     assert "24 done, 0 failed, 0 pending of 24 points" in out
+    assert replaced, "no worker job was submitted in place of the cancelled one"
     all_done(store, 24)
 
     # every point once, with the trace it has without any cancellation
     ids = zarr.open_group(str(store), mode="r")["point_id"][:]
     assert len(set(ids.tolist())) == 24
-    fast = Sweep.from_text(SLOW_SPEC.read_text().replace("pause: 0.4", "pause: 0.0"), base_dir=DATA)
-    with connect("local", n_workers=2, quiet=True) as client:
+    from distributed import Client, LocalCluster
+    fast = Sweep.from_text(SLOW_SPEC.read_text().replace("pause: 0.3", "pause: 0.0"), base_dir=DATA)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as lc, \
+            Client(lc) as client:
         assert run_sweep(fast, tmp_path / "reference.zarr", client=client).ok
     assert_same_store(store, tmp_path / "reference.zarr")

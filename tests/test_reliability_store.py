@@ -62,10 +62,10 @@ def run_cli(client, spec, store, *extra):
     return invoke("run", spec, "-o", store, "--scheduler", client.scheduler.address, "--no-progress", *extra)
 
 
-def start_driver(client, spec, store) -> subprocess.Popen:
+def start_driver(client, spec, store, *extra) -> subprocess.Popen:
     """A real `sweeper run` process joined to the test's cluster; returns once it holds the lock."""
     proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--scheduler", client.scheduler.address,
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not lock_path(store).exists():
         assert proc.poll() is None, f"the run ended before it took the lock: {proc.communicate()}"
@@ -77,25 +77,44 @@ def start_driver(client, spec, store) -> subprocess.Popen:
 # --------------------------------------------------------------------------- exclusive writer
 def test_second_run_is_refused_naming_the_holder_and_the_store_is_untouched(tmp_path, client):
     spec, more, store = write_spec(tmp_path), write_spec(tmp_path, MORE, "more.yaml"), tmp_path / "s.zarr"
-    first = start_driver(client, spec, store)
+    assert run_cli(client, spec, store).exit_code == 1  # 6 done, 2 failed (the 2e6 rate blows up)
+    before = {k: v[:] for k, v in zarr.open_group(str(store), mode="r").arrays()}
+    first = start_driver(client, spec, store, "--retry-failed")
     os.kill(first.pid, signal.SIGSTOP)  # a live holder, frozen while it holds the lock
     try:
         second = run_cli(client, more, store)
-        before = SweepStore.open(store).npoints
+        during = {k: v[:] for k, v in zarr.open_group(str(store), mode="r").arrays()}
     finally:
         os.kill(first.pid, signal.SIGCONT)
     assert second.exit_code == 2, second.output
-    line, = second.output.strip().splitlines()  # one line, no traceback
+    line, = [x for x in second.output.splitlines() if not x.startswith("sweeper: joined scheduler")]
     assert line.startswith("sweeper: error:") and "is being written by another sweeper run" in line
     holder = json.loads(lock_path(store).read_text())
     assert f"host {socket.gethostname()}" in line and f"pid {first.pid}" in line
     assert f"started {holder['started']}" in line and holder["started"][:2] == "20"
     assert f"sweeper unlock {store}" in line
-    assert before == 8  # the refused spec would have grown the store to 10 points: it did not
+    # the refused spec would have grown the store to 10 points: nothing was touched
+    assert before.keys() == during.keys() and SweepStore.open(store).npoints == 8
+    for k in before:
+        np.testing.assert_array_equal(before[k], during[k], err_msg=k)
     out, err = first.communicate(timeout=120)
-    assert first.returncode == 1, err  # the first run finishes normally (2 points blow up, by design)
-    assert "6 done, 2 failed, 0 pending of 8 points" in out
+    assert first.returncode == 1, err  # the first run goes on undisturbed (its 2 points fail again)
+    assert "6 done, 2 failed, 0 pending of 8 points (2 computed" in out
     assert not lock_path(store).exists()
+    assert verify_store(store) == []
+
+
+def test_a_run_that_has_not_created_its_store_yet_also_holds_it(tmp_path, client):
+    spec, store = write_spec(tmp_path), tmp_path / "s.zarr"
+    first = start_driver(client, spec, store)
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = run_cli(client, spec, store)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert second.exit_code == 2 and f"pid {first.pid}" in second.output
+    out, err = first.communicate(timeout=120)
+    assert "6 done, 2 failed, 0 pending of 8 points" in out, err
     assert verify_store(store) == []
 
 

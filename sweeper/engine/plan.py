@@ -319,7 +319,8 @@ def fail_reason(code: int, method: str, dt: float) -> str:
         return ("probability mass not conserved (|sum(p) - 1| >= 1e-12): dt is too large or dv too "
                 f"small for update_method {method!r}; use a smaller dt or update_method 'gmres'")
     if code == pr.FAIL_SERIES:
-        return f"Taylor series of update_method {method!r} did not converge (dt*||J|| too large)"
+        return (f"update_method {method!r} cannot step this network: dt*||J|| is too large (the "
+                "Taylor series does not converge or the rates ran away); use a smaller dt or 'gmres'")
     if code == pr.FAIL_NEGATIVE_TOTAL:
         return "density lost all its mass (no positive entries left)"
     return "firing rate became non-finite (NaN or inf)"

@@ -29,6 +29,7 @@ OK, FAIL_MASS, FAIL_NONFINITE, FAIL_SERIES, FAIL_NEGATIVE_TOTAL = 0, 1, 2, 3, 4
 
 MAX_TAYLOR_TERMS = 2000
 MAX_SWEEPS = 2000
+MAX_SUBSTEPS = 100_000  # exact method: dt*||J||_1 beyond 50000 means the network ran away
 
 
 @njit(cache=True)
@@ -205,6 +206,8 @@ def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, h
     for k in range(n):
         if colabs[k] > nrm:
             nrm = colabs[k]
+    if not dt * nrm <= 0.5 * MAX_SUBSTEPS:
+        return False
     s = max(1, int(math.ceil(dt * nrm / 0.5)))
     h = dt / s
     for _ in range(s):
@@ -221,6 +224,7 @@ def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, h
                 xn += abs(x[k])
             if not tn > 1e-18 * xn:
                 break
+    return True
 
 
 @njit(cache=True)
@@ -377,8 +381,9 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                         work_out[b, i] += approx_order[i]
                     else:
                         _assemble(1.0, lam, ng, coef, M, do, K, ct, cmm, cvo, DV, V, n, lk, gdiag[b], gbo, diag)
-                        _expm_action(x, n, dt, tmp, term, diag, M, do, V, theff, fleff,
-                                     has_th, has_fl, zb0, zb1, nz)
+                        if not _expm_action(x, n, dt, tmp, term, diag, M, do, V, theff, fleff,
+                                            has_th, has_fl, zb0, zb1, nz):
+                            status[b] = FAIL_SERIES
                     # mass conservation check of the explicit methods (spec §8.1-8.3)
                     s = 0.0
                     for k in range(n):

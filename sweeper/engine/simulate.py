@@ -93,7 +93,7 @@ def _run_group(nets: list[Network]) -> list:
             step = int(fail_step[b])
             results.append(SimulationError(
                 fail_reason(int(status[b]), pop.update_method, net.simulation.dt),
-                f"{net.name}: populations[{pop.name!r}] at t={plan.t[step]!r} s (step {step})"))
+                f"{net.name}: populations[{pop.name!r}] at t={float(plan.t[step])!r} s (step {step})"))
         else:
             results.append(Result(plan.t.copy(), rates[b, plan.recorded].copy(), list(names), net.name,
                                   {"iterations": dict(zip(plan.internal, sweeps[b].tolist()))}))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.delays import delay_steps
 from ..errors import ExpressionError, ModelError
 from ..model import (
     CallableRate, Connection, ConstantRate, Dist, ExpressionRate, ExternalPopulation, InternalPopulation,
@@ -109,7 +110,7 @@ def network_from_dict(doc: Any, where: str = "network", base_dir: str | os.PathL
     conns_doc = doc.get("connections", [])
     if not isinstance(conns_doc, list):
         raise ModelError(f"expected a list of connections, got {conns_doc!r}", f"{where}: connections")
-    conns = [_connection(c, i, where) for i, c in enumerate(conns_doc)]
+    conns = [_connection(c, i, where, sim.dt) for i, c in enumerate(conns_doc)]
 
     name = doc.get("name")
     if name is None:
@@ -191,7 +192,7 @@ def _population(doc: Any, i: int, where: str, base: Path):
     return InternalPopulation(name, **kw)
 
 
-def _connection(doc: Any, i: int, where: str) -> Connection:
+def _connection(doc: Any, i: int, where: str, dt: float) -> Connection:
     cw = f"{where}: connections[{i}]"
     if not isinstance(doc, dict):
         raise ModelError(f"expected an object, got {doc!r}", cw)
@@ -216,6 +217,11 @@ def _connection(doc: Any, i: int, where: str) -> Connection:
         for k, q in enumerate(queue):
             if q < 0:
                 raise ModelError(f"rate {q!r} is negative", f"{cw}.delay_queue_initial[{k}]")
+        if dt > 0:
+            need = max(delay_steps(delays, dt)) + 1
+            if len(queue) != need:
+                raise ModelError(f"has {len(queue)} entries, the delays {list(delays.values)} need {need} "
+                                 f"(max delay steps + 1, oldest first)", f"{cw}.delay_queue_initial")
     return Connection(doc["source"], doc["target"], nsyn, weights, delays, queue)
 
 

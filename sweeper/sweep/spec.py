@@ -114,7 +114,8 @@ class Sweep:
     @classmethod
     def from_text(cls, text: str, base_dir=".", source: str = "<sweep>") -> "Sweep":
         try:
-            spec = yaml.safe_load(text)
+            from ..io.netfile import _yaml_loader  # safe, and 1e-3 / 2.0e6 are floats as in JSON
+            spec = yaml.load(text, Loader=_yaml_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
