@@ -100,16 +100,16 @@ def _mpi_start(interface: str | None, threads: int, local_directory: str | None)
         import dask_mpi
         from mpi4py import MPI
     except ImportError as exc:
-        raise SweeperError(f"--cluster mpi needs mpi4py and dask-mpi ({exc}); install "
-                           f"'sweeper[cluster]'", "--cluster") from None
+        raise SweeperError(f"needs mpi4py and dask-mpi ({exc}); install 'sweeper[cluster]'",
+                           "--cluster mpi") from None
     import logging
 
     comm = MPI.COMM_WORLD
     size = comm.Get_size()
     if size < 3:
-        raise SweeperError(f"--cluster mpi needs at least 3 MPI ranks (scheduler, client, one "
-                           f"worker), got {size}; start it with 'mpiexec -n N' or 'srun --mpi=pmi2'"
-                           f" with N >= 3", "--cluster")
+        raise SweeperError(f"needs at least 3 MPI ranks (scheduler, client, one worker), got "
+                           f"{size}; start it with 'mpiexec -n N' or 'srun --mpi=pmi2', N >= 3",
+                           "--cluster mpi")
     if interface is None and len(set(comm.allgather(MPI.Get_processor_name()))) == 1:
         import psutil
 
@@ -202,13 +202,13 @@ def slurm_cluster_options(*, threads_per_worker: int = 1, queue=None, account=No
 @contextlib.contextmanager
 def _slurm_cluster(*, jobs: int, **options):
     if shutil.which("sbatch") is None:
-        raise SweeperError("--cluster slurm needs Slurm's sbatch on PATH (run on a login node)",
-                           "--cluster")
+        raise SweeperError("needs Slurm's sbatch on PATH (run it on a login node)",
+                           "--cluster slurm")
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
-        raise SweeperError(f"--cluster slurm needs dask-jobqueue ({exc}); install "
-                           f"'sweeper[cluster]'", "--cluster") from None
+        raise SweeperError(f"needs dask-jobqueue ({exc}); install 'sweeper[cluster]'",
+                           "--cluster slurm") from None
     import dask
 
     # Forget a departed worker after 2 s (not 15) so its replacement job is submitted sooner.

@@ -38,6 +38,16 @@ _COMPARE = {
     ast.Eq: np.equal, ast.NotEq: np.not_equal,
 }
 MAX_LENGTH = 2000
+MAX_DEPTH = 100  # nesting of the parse tree: evaluation recurses once per level
+
+
+def _depth(tree) -> int:
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 class Expression:
@@ -56,6 +66,8 @@ class Expression:
         except (SyntaxError, ValueError) as exc:
             raise ExpressionError(f"cannot parse expression {text!r}: {getattr(exc, 'msg', exc)}") from None
         self.names: set[str] = set()
+        if _depth(tree.body) > MAX_DEPTH:
+            raise ExpressionError(f"expression {text!r} is nested too deeply (more than {MAX_DEPTH} levels)")
         try:
             self._fn = self._compile(tree.body)
         except RecursionError:

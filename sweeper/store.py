@@ -70,7 +70,8 @@ class SweepStore:
         # built beside its final name and renamed into place: a run killed while creating the
         # store (or a full disk) leaves no half-made store behind, and the next run starts afresh
         tmp = path.with_name(f"{path.name}.creating-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in path.parent.glob(f"{path.name}.creating-*"):  # of killed runs (callers hold the lock)
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
             cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,
                        dtype=dtype, chunk_points=chunk_points)

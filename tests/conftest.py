@@ -50,8 +50,8 @@ def _slurm_problem() -> str | None:
     ours = subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "status"],
                           capture_output=True, text=True, timeout=30).returncode == 0
     if os.environ.get("SWEEPER_SLURM") != "1" and not ours:
-        return ("Slurm is installed but slurm/local-cluster.sh did not start it and SWEEPER_SLURM=1 "
-                "is not set; the tests submit jobs only to the project's own one-node cluster")
+        return ("the project's one-node Slurm is not running (as root: `bash slurm/local-cluster.sh "
+                "start`, or run the tests with `make test`); other Slurm clusters are not used")
     states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
     if states.returncode != 0:
         return f"the Slurm controller does not answer: {states.stderr.strip()}"

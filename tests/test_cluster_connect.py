@@ -12,6 +12,8 @@ from sweeper.errors import SweeperError
 
 DATA = Path(__file__).parent / "data" / "cluster"
 
+pytestmark = pytest.mark.timeout(180)  # a hung daemon or job fails the test, never the suite
+
 
 def whoami(x):
     return x * x, os.getpid(), os.environ.get("SLURM_JOB_ID")
@@ -93,6 +95,17 @@ def test_dask_mpi_needs_three_ranks(require_mpi, cluster_env, tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=cluster_env)
     assert done.returncode != 0
     assert "needs at least 3 MPI ranks (scheduler, client, one worker), got 2" in done.stderr
+
+
+@pytest.mark.mpi
+def test_mpi_mode_without_mpiexec_is_a_one_line_error(require_mpi, cluster_env, tmp_path):
+    done = subprocess.run([str(Path(sys.executable).with_name("sweeper")), "run", str(DATA / "grid.yaml"),
+                           "-o", "s.zarr", "--cluster", "mpi"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=cluster_env)
+    assert done.returncode == 2
+    assert done.stderr == ("sweeper: error: --cluster mpi: needs at least 3 MPI ranks (scheduler, client, "
+                           "one worker), got 1; start it with 'mpiexec -n N' or 'srun --mpi=pmi2', N >= 3\n")
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def squeue_jobs(name="sweeper-worker"):

@@ -9,6 +9,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "slurm" / "local-cluster.sh"
 STARTED = Path("/run/sweeper-slurm/started-by-script")
 SLURM_PROCESSES = {"slurmctld", "slurmd", "slurmstepd", "slurmscriptd"}
 
+pytestmark = pytest.mark.timeout(180)  # a hung daemon or job fails the test, never the suite
+
 
 def cluster(action: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=120)

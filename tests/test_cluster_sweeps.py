@@ -19,6 +19,8 @@ SPEC = DATA / "grid.yaml"            # 2 x 3 grid, one point per chunk
 SLOW_SPEC = DATA / "slow_grid.yaml"  # 3 x 8 grid, 0.3 s per point
 SWEEPER = str(Path(sys.executable).with_name("sweeper"))
 
+pytestmark = pytest.mark.timeout(300)  # a hung daemon or job fails the test, never the suite
+
 
 def sh(cmd, *, env, cwd, timeout) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=cwd,
@@ -123,7 +125,7 @@ def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_
             time.sleep(0.1)
         jobs = worker_jobs()
         done_before = done_count(store)
-        assert jobs and 0 < done_before < 24, (jobs, done_before)
+        assert jobs and 0 < done_before < 24, f"jobs {jobs}, {done_before} points done, run ended: {proc.poll()}"
         subprocess.run(["scancel", jobs[0]], check=True, timeout=30)
         replaced = False  # a new worker job takes the cancelled one's place
         while not replaced and proc.poll() is None and time.monotonic() < deadline:
@@ -137,7 +139,7 @@ def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_
             subprocess.run(["scancel", "--name", "sweeper-worker"], timeout=30)
     assert proc.returncode == 0, err
     assert "24 done, 0 failed, 0 pending of 24 points" in out
-    assert replaced, "no worker job was submitted in place of the cancelled one"
+    assert replaced, f"no worker job was submitted in place of the cancelled one:\n{err}"
     all_done(store, 24)
 
     # every point once, with the trace it has without any cancellation

@@ -80,11 +80,9 @@ def _grid(v_min: float, v_max: float, dv: float):
     zb = zero_bins(e)
     n = len(e) - 1
     dest = leak_dest(n, zb)
-    # Gauss-Seidel order: each side swept toward the reset bins, which come last
-    order = np.concatenate([np.arange(0, min(zb)), np.arange(n - 1, max(zb), -1), np.array(zb)]).astype(np.int64)
-    for arr in (e, dest, order):
+    for arr in (e, dest):
         arr.setflags(write=False)
-    return e, zb, dest, None, None, order
+    return e, zb, dest
 
 
 @lru_cache(maxsize=1024)
@@ -182,9 +180,6 @@ def build_plan(nets: list[Network]) -> Plan:
     boff = np.zeros(P + 1, dtype=np.int64)
     boff[1:] = np.cumsum(nbins)
     N = int(boff[-1])
-    cat = (lambda k: np.concatenate([g[k] for g in grids]).astype(np.int64)) if P else \
-        (lambda k: np.zeros(0, np.int64))
-    order = cat(5)
     zb0s = np.array([g[1][0] for g in grids], dtype=np.int64)
     zb1s = np.array([g[1][1] if len(g[1]) > 1 else -1 for g in grids], dtype=np.int64)
     method = np.array([method_code(p) for p in ints], dtype=np.int64)
@@ -305,8 +300,13 @@ def build_plan(nets: list[Network]) -> Plan:
                             zip(((b_, i) for b_ in range(B) for i in range(P)), tags_l)]) if tags_l else []
     cvoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
     recorded = [i for i, p in enumerate(ints) if p.record]
+    th_any = np.zeros((B, G), dtype=np.bool_)
+    fl_any = np.zeros((B, G), dtype=np.bool_)
+    for g in range(G):
+        th_any[:, g] = np.any(theta[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
+        fl_any[:, g] = np.any(floor[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
     args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
-            zb0s, zb1s, order, gstart, gboff, leak, gdiag, theta, floor,
+            zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any,
             dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
             c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
             ext_now, hist)

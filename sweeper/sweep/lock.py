@@ -58,6 +58,13 @@ def unlock(store) -> dict | None:
     return info
 
 
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # a read-only file system says so even for a file that is not there
+        pass
+
+
 class StoreLock:
     """Context manager: take the store's lock or raise StoreError naming the current holder.
 
@@ -76,12 +83,12 @@ class StoreLock:
         try:
             tmp.write_text(json.dumps(info))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise StoreError(f"cannot lock {self.store}: {exc.strerror or exc}") from None
         try:
             return self._take(tmp)
         finally:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
 
     def _take(self, tmp: Path):
         for _ in range(2):

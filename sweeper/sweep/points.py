@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 Table = dict[str, np.ndarray]
+MAX_AXIS = 10**7  # values of one axis; more is a typo (or a store nobody can fill)
 
 
 def values_from(defn: Mapping, where: str) -> list:
@@ -22,16 +23,18 @@ def values_from(defn: Mapping, where: str) -> list:
         return list(vals) if isinstance(vals, (list, tuple)) else [vals]
     if "linspace" in defn:
         a, b, n = _triple(defn["linspace"], ("start", "stop", "num"), where + ".linspace")
-        return np.linspace(a, b, int(n)).tolist()
+        return np.linspace(a, b, _num(n, where + ".linspace")).tolist()
     if "logspace" in defn:  # start and stop are the values themselves, not exponents
         a, b, n = _triple(defn["logspace"], ("start", "stop", "num"), where + ".logspace")
         if a <= 0 or b <= 0:
             raise ValueError(f"{where}.logspace: start and stop must be > 0, got {a!r}, {b!r}")
-        return np.geomspace(a, b, int(n)).tolist()
+        return np.geomspace(a, b, _num(n, where + ".logspace")).tolist()
     if "arange" in defn:
         a, b, step = _triple(defn["arange"], ("start", "stop", "step"), where + ".arange")
-        if step == 0:
-            raise ValueError(f"{where}.arange: step must not be 0")
+        if step == 0 or not np.isfinite([a, b, step]).all():
+            raise ValueError(f"{where}.arange: needs finite numbers and a step other than 0")
+        if (b - a) / step > MAX_AXIS:
+            raise ValueError(f"{where}.arange: makes {(b - a) / step:.3g} values, more than {MAX_AXIS:.0e}")
         # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
         return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
     raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
@@ -49,6 +52,14 @@ def _triple(obj, names, where):
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise ValueError(f"{where}: expected numbers, got {obj!r}")
     return float(obj[0]), float(obj[1]), obj[2]
+
+
+def _num(n, where) -> int:
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    if not isinstance(n, int) or not 1 <= n <= MAX_AXIS:
+        raise ValueError(f"{where}: num must be an integer from 1 to {MAX_AXIS:.0e}, got {n!r}")
+    return n
 
 
 def as_column(values: list) -> np.ndarray:

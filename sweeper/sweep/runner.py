@@ -155,7 +155,10 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
         rates[j, :, :r.shape[1]] = r[:, :len(times)]
         new_status[j] = DONE
     mean_rate, final_rate = metrics(rates, times, meta.get("metric_window"))
-    store.write_chunk(chunk, rates, new_status, errors, mean_rate, final_rate, mask=todo)
+    try:
+        store.write_chunk(chunk, rates, new_status, errors, mean_rate, final_rate, mask=todo)
+    except OSError as exc:  # disk full, read-only, ...: the driver stops the run (no retry, no traceback)
+        return {"chunk": chunk, "computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
     ids = store.point_ids(sl)
     failed = [(sl.start + int(j), str(ids[j]), errors[j]) for j in np.flatnonzero(todo & (new_status == FAILED))]
     return {"chunk": chunk, "computed": int(todo.sum()), "failed": failed}
@@ -224,11 +227,12 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
             for fut in pending:
                 try:
                     res = fut.result()
-                except OSError as exc:  # disk full, read-only, ...: let running chunks end, then stop
-                    write_error = write_error or exc
-                    res = {"computed": 0, "failed": []}
+                except OSError as exc:
+                    res = {"computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
                 except Exception as exc:  # the chunk itself failed (not one point): report it
                     res = {"computed": 0, "failed": [(-1, "", f"task failed: {type(exc).__name__}: {exc}")]}
+                if res.get("write_error"):  # the store cannot be written: let running chunks end, then stop
+                    write_error = write_error or res["write_error"]
                 summary.computed += res["computed"]
                 summary.failures.extend(res["failed"])
                 fut.release()
@@ -240,7 +244,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         summary.counts = st.counts()
         if write_error is not None:
             c = summary.counts
-            raise StoreError(f"cannot write to {store}: {write_error.strerror or write_error} "
+            raise StoreError(f"cannot write to {store}: {write_error} "
                              f"({c['done']} done, {c['failed']} failed, {c['pending']} pending points kept; "
                              "make room or fix the path, then run again to resume)")
         try:

@@ -31,6 +31,7 @@ TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builde
 PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description")
 OUTPUT_DEFAULTS = {"dtype": "float64", "record_every": 1, "chunk_points": 16, "metric_window": None}
 SAMPLE_METHODS = ("random", "lhs", "sobol")
+MAX_POINTS = 10**8
 
 
 # --------------------------------------------------------------------------- YAML with line numbers
@@ -193,6 +194,9 @@ class Sweep:
             P.add(("replicates",), f"must be an integer >= 1, got {self.replicates!r}")
             self.replicates = 1
         self.output = self._parse_output(P)
+        if not P.items and self.size > MAX_POINTS:
+            P.add(("axes",), f"makes {self.size:.3g} points (before constraints); a store takes at most "
+                  f"{MAX_POINTS:.0e}: split the sweep")
         if base is not None and not P.items:
             self._check_values(base, P)
         if P.items:
@@ -329,6 +333,8 @@ class Sweep:
                     P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(SAMPLE_METHODS)})")
                 if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                     P.add(key + (kind, "n"), f"must be an integer >= 1, got {n!r}")
+                elif n > pts.MAX_AXIS:
+                    P.add(key + (kind, "n"), f"must be at most {pts.MAX_AXIS:.0e}, got {n!r}")
                 if isinstance(seed, bool) or not isinstance(seed, int):
                     P.add(key + (kind, "seed"), f"must be an integer, got {seed!r}")
                 for name in names:
@@ -476,6 +482,19 @@ class Sweep:
         return net
 
     # -- points
+    @property
+    def size(self) -> int:
+        """Number of points before constraints (computed without expanding them)."""
+        n = self.replicates
+        for kind, body in self.axes:
+            if kind == "grid":
+                n *= int(np.prod([len(self.values[k]) for k in body], dtype=object))
+            elif kind == "zip":
+                n *= len(self.values[body[0]])
+            else:
+                n *= body["n"]
+        return n
+
     @property
     def parameter_names(self) -> list[str]:
         names = [n for kind, body in self.axes for n in (body["parameters"] if kind == "sample" else body)]

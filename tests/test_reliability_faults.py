@@ -1,0 +1,369 @@
+"""Faults during a sweep: a worker killed mid-task, the driver killed at several moments (one of
+them in the middle of a chunk write), a full or read-only disk, and numerically unstable points.
+
+Everything is real: a LocalCluster with worker processes, `sweeper run` processes killed with
+SIGKILL, a tmpfs mounted by the test. Each interrupted store is compared with an uninterrupted
+run of the same spec, array by array, bit for bit.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from sweeper.cli import main
+from sweeper.errors import SimulationError, StoreError
+from sweeper.store import DONE, FAILED, PENDING, SweepStore
+from sweeper.sweep import Sweep, open_sweep, run_sweep
+from sweeper.sweep.lock import lock_path
+from sweeper.verify import verify_store
+
+NET = Path(__file__).resolve().parents[1] / "jobs" / "networks" / "single_population.json"
+SWEEPER = str(Path(sys.executable).with_name("sweeper"))
+REQUIRED = os.environ.get("SWEEPER_REQUIRE_SLURM") == "1"  # CI: root, so mounting must work
+
+# 8 chunks of 2 points; each chunk takes a good fraction of a second, so kills land mid-run
+SPEC = """
+network: NET
+simulation: {tf: 1.5}
+parameters:
+  rate: {path: inputs.bg.rate, values: [40.0, 80.0, 120.0, 160.0]}
+  tau: {path: populations.e.tau_m, values: [0.01, 0.015, 0.02, 0.03]}
+output: {chunk_points: 2}
+"""
+NPOINTS, NCHUNKS = 16, 8
+
+
+def write_spec(folder: Path, text: str = SPEC, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(text.replace("NET", str(NET)))
+    return path
+
+
+def arrays(store) -> dict:
+    g = zarr.open_group(str(store), mode="r")
+    return {name: a[:] for name, a in g.arrays()}
+
+
+def assert_same_store(store, reference):
+    a, b = arrays(store), arrays(reference)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def assert_only_correct_points(store, reference) -> dict:
+    """Every done (or failed) point holds exactly the reference's trace, metrics and reason; a
+    pending point holds nothing or, after a write cut short, the reference's trace."""
+    st = SweepStore.open(store)
+    a, ref = arrays(store), arrays(reference)
+    status = a["status"]
+    assert set(np.unique(status)) <= {PENDING, DONE, FAILED}
+    np.testing.assert_array_equal(a["point_id"], ref["point_id"])
+    finished = status != PENDING
+    np.testing.assert_array_equal(status[finished], ref["status"][finished])
+    for k in ("rates", "mean_rate", "final_rate", "error"):
+        np.testing.assert_array_equal(a[k][finished], ref[k][finished], err_msg=k)
+    for i in np.flatnonzero(~finished):
+        trace = a["rates"][i]
+        assert np.isnan(trace).all() or np.array_equal(trace, ref["rates"][i]), f"point {i}"
+    open_sweep(store)  # and the analysis side opens it
+    return st.counts()
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, client):
+    """The uninterrupted run every interrupted one must equal."""
+    folder = tmp_path_factory.mktemp("reference")
+    store = folder / "reference.zarr"
+    summary = run_sweep(Sweep.from_file(write_spec(folder)), store, client=client)
+    assert summary.ok and summary.computed == NPOINTS
+    return store
+
+
+# --------------------------------------------------------------------------- 1. worker death
+def test_worker_killed_mid_task_its_chunk_is_rerun_and_the_store_equals_an_uninterrupted_run(
+        tmp_path, client, reference):
+    rng = np.random.default_rng(6)
+    spec, store = write_spec(tmp_path), tmp_path / "s.zarr"
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(
+        summary=run_sweep(Sweep.from_file(spec), store, client=client)))
+
+    def executing(dask_worker):  # defined here so it travels by value to the workers
+        return [str(ts.key) for ts in dask_worker.state.executing if "sweeper-chunk" in str(ts.key)]
+
+    pids = client.run(os.getpid)
+    runner.start()
+    victim = None
+    deadline = time.time() + 120
+    while victim is None and runner.is_alive() and time.time() < deadline:
+        busy = {addr: keys for addr, keys in client.run(executing).items() if keys}
+        if not busy:
+            time.sleep(0.01)
+            continue
+        addr = sorted(busy)[0]
+        time.sleep(rng.uniform(0.0, 0.2))  # somewhere inside the chunk's simulation or its write
+        if set(busy[addr]) & set(client.run(executing, workers=[addr]).get(addr, [])):
+            victim = (addr, busy[addr][0])
+            os.kill(pids[addr], signal.SIGKILL)
+    runner.join(timeout=180)
+    assert victim is not None, "no chunk task was caught running"
+    summary = outcome["summary"]
+    assert summary.ok and summary.failures == []
+    assert summary.computed == NPOINTS  # every point committed exactly once
+    assert victim[0] not in client.scheduler_info()["workers"]  # that worker process is gone
+    client.wait_for_workers(2, timeout=60)  # the nanny started a fresh one
+    assert_same_store(store, reference)
+    assert verify_store(store) == []
+
+
+# --------------------------------------------------------------------------- 2. driver death
+def _start(spec, store):
+    # a real `sweeper run` with its own local cluster, in its own process group: SIGKILL of the
+    # group kills the driver and its worker at the same instant, as a killed batch job would
+    return subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"],
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill(proc):
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _wait_for(proc, condition, what, timeout=120):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
+        assert time.time() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.0005)
+
+
+def _catch_mid_write(proc, store) -> int | None:
+    """Freeze the run as soon as a chunk's traces are on disk; return the chunk if its status is
+    not written yet (the run is frozen in the middle of that chunk's write), else let it go on."""
+    def mtimes():
+        out = {}
+        for i in range(NCHUNKS):
+            try:
+                out[i] = os.stat(store / "rates" / "c" / str(i) / "0" / "0").st_mtime_ns
+            except FileNotFoundError:
+                out[i] = None
+        return out
+
+    seen = mtimes()
+    while proc.poll() is None:
+        now = mtimes()
+        fresh = [i for i in now if now[i] != seen[i]]
+        if not fresh:
+            time.sleep(0.0002)
+            continue
+        os.killpg(proc.pid, signal.SIGSTOP)
+        pending = [i for i in fresh if (SweepStore.open(store).status(slice(2 * i, 2 * i + 2)) == PENDING).all()]
+        if pending:
+            return pending[0]
+        seen = now
+        os.killpg(proc.pid, signal.SIGCONT)
+    return None
+
+
+def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(tmp_path, client, reference):
+    rng = np.random.default_rng(2026)
+    spec, store = write_spec(tmp_path), tmp_path / "s.zarr"
+    history = []
+
+    # 1) while the store is being created: no half-made store is left under its name
+    proc = _start(spec, store)
+    _wait_for(proc, lambda: glob.glob(f"{store}.creating-*") or store.exists(), "store creation")
+    _kill(proc)
+    assert not store.exists() or SweepStore.open(store).counts()["done"] == 0
+    history.append(("creating", 0))
+
+    # 2) in the middle of a chunk write: traces on disk, status not yet
+    caught = None
+    for _ in range(3):
+        proc = _start(spec, store)
+        caught = _catch_mid_write(proc, store)
+        _kill(proc)
+        counts = assert_only_correct_points(store, reference)
+        history.append(("mid-write", counts["done"]))
+        if caught is not None:
+            break
+    assert caught is not None, "never froze a run between a chunk's traces and its status"
+    rates = zarr.open_group(str(store), mode="r")["rates"][2 * caught:2 * caught + 2]
+    assert np.isfinite(rates).all()  # the traces of the interrupted chunk reached the disk ...
+    assert (SweepStore.open(store).status(slice(2 * caught, 2 * caught + 2)) == PENDING).all()  # ... uncommitted
+
+    # 3) at random moments while chunks are computed and written
+    for delay in rng.uniform(0.5, 3.0, size=3):
+        proc = _start(spec, store)
+        _wait_for(proc, lambda: lock_path(store).exists(), "the lock")
+        time.sleep(delay)
+        _kill(proc)
+        counts = assert_only_correct_points(store, reference)
+        history.append((f"{delay:.2f}s", counts["done"]))
+        if counts["done"] == NPOINTS:
+            break
+
+    # every kill left a stale lock; the resume clears it, computes only what is missing
+    assert lock_path(store).exists()
+    done = SweepStore.open(store).counts()["done"]
+    summary = run_sweep(Sweep.from_file(spec), store, client=client)
+    assert summary.ok and summary.computed == NPOINTS - done, history
+    assert_same_store(store, reference)
+    assert verify_store(store) == []
+    assert not lock_path(store).exists()
+    print("kills (moment, done points after):", history)
+
+
+# --------------------------------------------------------------------------- 6. disk full / read-only
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 4 MB tmpfs mounted for the test (tests run as root; root ignores chmod)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        why = f"cannot mount a tmpfs ({mounted.stderr.strip() or 'mount failed'}); needs root"
+        if REQUIRED:
+            pytest.fail(f"{why} (SWEEPER_REQUIRE_SLURM=1: required, not skipped)", pytrace=False)
+        pytest.skip(why)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _mount(mnt, mode):
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mnt)], check=True)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    block = b"\0" * 65536
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(block)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def _run_cli(client, spec, store):
+    result = CliRunner().invoke(main, ["run", str(spec), "-o", str(store), "--scheduler", client.scheduler.address,
+                                       "--no-progress"])
+    return subprocess.CompletedProcess([], result.exit_code, result.stdout, result.stderr)
+
+
+def _error_line(proc) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if not x.startswith(("sweeper: joined scheduler",
+                                                                      "sweeper: local cluster"))]
+    assert len(lines) == 1 and lines[0].startswith("sweeper: error:"), proc.stderr
+    return lines[0]
+
+
+def test_disk_full_and_read_only_store_give_a_clear_error_and_keep_every_point(tmp_path, tmpfs, client, reference):
+    spec = write_spec(tmp_path)
+    store = tmpfs / "s.zarr"
+
+    # a read-only place for a new store: refused before anything is computed
+    _mount(tmpfs, "ro")
+    proc = _run_cli(client, spec, store)
+    assert proc.returncode == 2
+    assert "Read-only file system" in _error_line(proc) and not store.exists()
+    _mount(tmpfs, "rw")
+
+    # the disk fills up while the sweep runs
+    run = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "2", "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(run, lambda: store.exists() and SweepStore.open(store).counts()["done"] >= 4, "4 done points")
+    os.killpg(run.pid, signal.SIGSTOP)  # hold the run (driver and workers) while the disk fills up
+    filler = _fill(tmpfs)
+    os.killpg(run.pid, signal.SIGCONT)
+    out, err = run.communicate(timeout=300)
+    proc = subprocess.CompletedProcess(run.args, run.returncode, out, err)
+    assert proc.returncode == 2, err
+    line = _error_line(proc)
+    assert f"cannot write to {store}: No space left on device" in line
+    assert "run again to resume" in line
+    counts = assert_only_correct_points(store, reference)
+    assert 4 <= counts["done"] < NPOINTS and counts["failed"] == 0
+    assert f"({counts['done']} done, 0 failed, {counts['pending']} pending points kept" in line
+    assert not lock_path(store).exists()  # released although the disk is full
+
+    # read-only now: refused with the reason, nothing changes
+    before = arrays(store)
+    _mount(tmpfs, "ro")
+    proc = _run_cli(client, spec, store)
+    assert proc.returncode == 2
+    assert f"cannot lock {store}: Read-only file system" in _error_line(proc)
+    after = arrays(store)
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+
+    # room again: the resume completes the store exactly
+    _mount(tmpfs, "rw")
+    filler.unlink()
+    summary = run_sweep(Sweep.from_file(spec), store, client=client)
+    assert summary.ok and summary.computed == counts["pending"]
+    assert_same_store(store, reference)
+    assert verify_store(store) == []
+
+
+# --------------------------------------------------------------------------- 7. numerical faults
+UNSTABLE = """
+network: NET
+simulation: {tf: 0.05, dt: DT}
+parameters:
+  rate: {path: inputs.bg.rate, values: [100.0, 100000.0]}
+  tau: {path: populations.e.tau_m, values: [0.02, 0.0001]}
+output: {chunk_points: 4}
+"""
+
+
+@pytest.mark.parametrize("dt", [0.0002, 0.005])
+def test_unstable_points_fail_with_the_engine_reason_never_nan_marked_done(tmp_path, client, dt):
+    from sweeper.engine import simulate
+
+    spec = write_spec(tmp_path, UNSTABLE.replace("DT", repr(dt)))
+    sweep = Sweep.from_file(spec)
+    summary = run_sweep(sweep, tmp_path / "s.zarr", client=client)
+    ds = open_sweep(tmp_path / "s.zarr", index=False)
+    status, errors = ds["status"].values, ds["error"].values
+    rates, mean, final = ds["rates"].values, ds["mean_rate"].values, ds["final_rate"].values
+    rate, tau = ds["rate"].values, ds["tau"].values
+    stable = (rate == 100.0) & (tau == 0.02) & (dt < 0.001)  # dt = 5 ms is far too large for every point
+    assert (status[stable] == DONE).all() and np.isfinite(rates[stable]).all()
+    assert (status[~stable] == FAILED).all() and (~stable).sum() == (3 if dt < 0.001 else 4)
+    for i in np.flatnonzero(~stable):
+        assert np.isnan(rates[i]).all() and np.isnan(mean[i]).all() and np.isnan(final[i]).all()
+        with pytest.raises(SimulationError) as raised:  # the stored reason is the engine's own
+            simulate(sweep.network_for({"rate": rate[i], "tau": tau[i]}))
+        assert errors[i] == str(raised.value)
+        assert "probability mass not conserved" in errors[i] or "dt*||J|| is too large" in errors[i]
+    mass = "probability mass not conserved (|sum(p) - 1| >= 1e-12): dt is too large"
+    assert all(mass in e for e in errors[~stable]) if dt < 0.001 else mass in errors[(rate == 100.0) & (tau == 0.02)][0]
+    assert not summary.ok and len(summary.failures) == (~stable).sum()
+    assert verify_store(tmp_path / "s.zarr") == []
+    shown = CliRunner().invoke(main, ["status", str(tmp_path / "s.zarr")])
+    assert f"{(~stable).sum()} failed" in shown.output and "probability mass not conserved" in shown.output
