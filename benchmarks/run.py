@@ -95,6 +95,39 @@ def weight_batch(name: str, count: int = 64) -> list:
     return nets
 
 
+# --------------------------------------------------------------------------- host speed
+def host_probe() -> tuple[float, float]:
+    """How fast this VM's core is right now (it drifts by up to 2x on a shared host, and
+    every figure here moves with it): ns per step of a chained multiply-add loop (latency)
+    and ns per element of a gather-multiply-add loop like the engine's sweeps (throughput)."""
+    from numba import njit
+
+    @njit
+    def chain(x, y, reps):
+        for _ in range(reps):
+            for i in range(1, x.shape[0]):
+                y[i] = (x[i] + 0.5 * y[i - 1]) * 0.7
+        return y
+
+    @njit
+    def gather(x, y, idx, reps):
+        s = 0.0
+        for _ in range(reps):
+            for i in range(x.shape[0]):
+                s += x[idx[i]] * y[i]
+                y[i] = s * 1e-3
+        return s
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random(700), np.zeros(700)
+    idx = rng.integers(0, 700, 700)
+    chain(x, y, 1)
+    gather(x, y, idx, 1)
+    lat = min(timed(lambda: chain(x, y, 5000))[0] for _ in range(5)) / 5000 / 699 * 1e9
+    thr = min(timed(lambda: gather(x, y, idx, 5000))[0] for _ in range(5)) / 5000 / 700 * 1e9
+    return lat, thr
+
+
 # --------------------------------------------------------------------------- compile time
 COMPILE_SNIPPET = """
 import time, sys
@@ -133,6 +166,7 @@ def main(argv=None) -> int:
     batch_rounds = 1 if args.quick else 3
 
     simulate(case("exact_feedforward_chain"))  # compile / load the kernel before timing
+    probes = [host_probe()]
     names = sorted(p.stem for p in (REF / "cases").glob("*.json"))
     singles = {name: case(name) for name in names}
     batches = {
@@ -168,6 +202,7 @@ def main(argv=None) -> int:
                                      / max(np.abs(out[i].rates).max(), 1e-300)) for i in check)
                     batch_info[label] = dict(n=len(nets), failed=failed, acc=rel_err(out[ref_index], name),
                                              same=same)
+        probes.append(host_probe())
         print(f"round {r + 1} done", file=sys.stderr)
 
     rows = []
@@ -185,14 +220,14 @@ def main(argv=None) -> int:
                      TARGETS[target]))
 
     cold, cached, warm = compile_times()
-    text = render(rows, batch_info, cold, cached, warm, rounds, batch_rounds)
+    text = render(rows, batch_info, cold, cached, warm, rounds, batch_rounds, probes)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
     return 0
 
 
-def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds) -> str:
+def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds, probes) -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     lines = [
         "# Engine benchmarks",
@@ -200,7 +235,10 @@ def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds) -> str:
         f"Produced by `.venv/bin/python benchmarks/run.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, numpy {np.__version__}, numba {_version('numba')}; one thread; "
-        f"load average at the end {load[0]:.2f}.",
+        f"load average at the end {load[0]:.2f}. Host speed probes during the run (lower is faster; "
+        "they drift by up to 2x on this shared VM, and so does every time below): chained "
+        f"multiply-add {min(p[0] for p in probes):.2f}-{max(p[0] for p in probes):.2f} ns, "
+        f"gather multiply-add {min(p[1] for p in probes):.2f}-{max(p[1] for p in probes):.2f} ns.",
         "",
         "*engine s* is the median wall time per network (single: `simulate(net)`, "
         f"median of {rounds}; batch: `simulate_batch(nets)` / len(nets), median of {batch_rounds}), "

@@ -333,8 +333,9 @@ def submit(spec, store, nodes: int, time: str, **options) -> str:
         raise SweeperError("sbatch not found on PATH; submit from a Slurm login node, or print "
                            "the script with --dry-run", "sweeper submit")
     script = render_sbatch(spec, store, nodes, time, **options)
-    out_dir = Path(re.search(r"^#SBATCH --output=(.*)$", script, re.M).group(1)).parent
-    out_dir.mkdir(parents=True, exist_ok=True)  # Slurm does not create it, the job would vanish
+    output = re.search(r"^#SBATCH --output=(.*)$", script, re.M)
+    if output:  # Slurm does not create the folder; the job would fail without a trace
+        Path(output.group(1)).parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["sbatch", "--parsable"], input=script, text=True,
                           capture_output=True)
     if done.returncode != 0:

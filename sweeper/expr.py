@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -62,7 +63,9 @@ class Expression:
         self.allowed = tuple(variables)
         self.boolean = boolean  # also allow comparisons, and/or/not (sweep constraints)
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            with warnings.catch_warnings():  # "invalid decimal literal" and the like: the error says it
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(text.strip(), mode="eval")
         except (SyntaxError, ValueError) as exc:
             raise ExpressionError(f"cannot parse expression {text!r}: {getattr(exc, 'msg', exc)}") from None
         self.names: set[str] = set()

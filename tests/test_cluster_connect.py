@@ -76,6 +76,19 @@ def test_slurm_options_set_only_what_sweeper_needs():
     assert "account" not in opts and "interface" not in opts  # left to the user's jobqueue config
 
 
+def test_site_settings_from_the_jobqueue_config():
+    import dask
+    import yaml
+    site = yaml.safe_load((DATA.parents[2] / "slurm" / "jobqueue.yaml").read_text())
+    site["jobqueue"]["slurm"].update({"queue": "compute", "job-extra-directives": ["--qos=normal"]})
+    with dask.config.set(site):
+        opts = slurm_cluster_options(job_extra=["--constraint=ib"])
+        assert opts["walltime"] == "01:00:00" and opts["memory"] == "2GB"
+        assert opts["job_extra_directives"] == ["--qos=normal", "--constraint=ib"]
+        assert "queue" not in opts  # SLURMCluster reads it from the config itself
+        assert slurm_cluster_options(queue="debug", walltime="00:20:00")["walltime"] == "00:20:00"
+
+
 @pytest.mark.mpi
 def test_dask_mpi_under_mpiexec_computes_and_propagates_exit_status(require_mpi, cluster_env, tmp_path):
     cmd = [require_mpi, "-n", "4", sys.executable, str(DATA / "mpi_app.py")]

@@ -329,3 +329,42 @@ def test_random_networks_batched_equal_alone():
         a = simulate(net)
         assert np.array_equal(a.rates, b.rates)
         assert np.array_equal(a.t, b.t)
+
+
+def special_network(kind: str) -> Network:
+    """Hand-picked corners of the method, each compared with the literal reference."""
+    method = dict(update_method="gmres", tol=1e-14)
+    grid = dict(v_min=-0.02, v_max=0.02, dv=5e-4)  # exact 0 edge: two reset bins
+    weights = [Dist.delta(0.003), Dist.delta(-0.004)]
+    sim = Simulation(0.0, 0.03, 1e-4)
+    if kind == "gmres-vmin0":  # bin 0 is the reset bin and also collects the floor
+        grid = dict(v_min=0.0, v_max=0.02, dv=5e-4)
+    elif kind == "gmres-one-reset-bin":  # unsnapped edge near 0 (as bmtk's grid)
+        grid = dict(v_min=-0.05, v_max=0.02, dv=1e-3)
+    elif kind == "gmres-wide-weights":  # weights wider than the grid, both signs
+        weights = [Dist.delta(0.05), Dist.delta(-0.05)]
+    elif kind == "gmres-small-weights":  # |w| < dv: self-overlaps on the diagonal, offsets +-1
+        weights = [Dist.delta(0.0003), Dist.delta(-0.0002)]
+    elif kind == "gmres-distributions":
+        weights = [Dist.parse({"values": [-0.001, 0.0007, 0.0021, 0.006], "probs": [0.1, 0.2, 0.3, 0.4]}),
+                   Dist.parse({"values": [-0.003, -0.0011], "probs": [0.5, 0.5]})]
+    elif kind == "gmres-large-dt":  # dt * lambda >> 1: slow Gauss-Seidel convergence
+        sim = Simulation(0.0, 0.05, 2e-3)
+    elif kind == "approx-narrow-last-bin":
+        method = dict(update_method="approx")
+        grid = dict(v_min=-0.015, v_max=0.02, dv=3e-4)
+    pop = InternalPopulation("e", tau_m=Dist.parse({"values": [0.01, 0.03], "probs": [0.5, 0.5]}), **grid, **method,
+                             p0=Dist.parse({"values": [0.0, 0.0051], "probs": [0.5, 0.5]}), initial_firing_rate=2.0)
+    exts = (ExternalPopulation("bg", parse_rate("300 + 100*sin(200*t)")), ExternalPopulation("inh", parse_rate(150.0)))
+    conns = (Connection("bg", "e", 10, weights[0], Dist.delta(0.0)), Connection("inh", "e", 5, weights[1], Dist.delta(3e-4)),
+             Connection("e", "e", 3, weights[0], Dist.delta(1e-3)))
+    return Network((pop,) + exts, conns, sim, kind)
+
+
+SPECIAL = ["gmres-vmin0", "gmres-one-reset-bin", "gmres-wide-weights", "gmres-small-weights", "gmres-distributions",
+           "gmres-large-dt", "approx-narrow-last-bin"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_special_networks_follow_the_spec(kind):
+    compare(special_network(kind))

@@ -55,6 +55,7 @@ def submit(spec, store, nodes, time_limit, partition, account, ntasks_per_node, 
         return
     job = cluster.submit(spec, store, nodes, time_limit, **options)
     click.echo(job)
+    click.echo(f"submitted job {job}; follow it with: sweeper status {store}", err=True)
     if wait:
         code = cluster.wait_job(job, timeout=timeout)
         click.echo(f"job {job} ended with exit status {code}", err=True)

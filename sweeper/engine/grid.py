@@ -19,7 +19,8 @@ MAX_BINS = 1_000_000
 
 def n_bins(v_min: float, v_max: float, dv: float) -> int:
     """Number of bins, ``ceil((v_max - v_min) / dv)`` as numpy's arange counts them."""
-    return int(math.ceil((v_max - v_min) / dv))
+    x = (v_max - v_min) / dv
+    return int(math.ceil(x)) if math.isfinite(x) else 2**63  # overflow: check_grid says "too many bins"
 
 
 def edges(v_min: float, v_max: float, dv: float) -> np.ndarray:

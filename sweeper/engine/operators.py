@@ -4,10 +4,9 @@ The generator of a population is ``J = L + sum_d lambda_d F_d``. We never store 
 
 * the leak L is bidiagonal: bin k loses ``rate[k] * p[k]`` to bin ``dest[k]`` (one bin toward
   0 V), reset bins have no leak;
-* a jump operator F is a banded part (a shifted copy of the grid, one diagonal per weight
-  component plus float-noise neighbours) plus two rank-1 parts: the mass ``theta . p`` that
-  crossed threshold is put back into the reset bins (split equally), and the mass ``floor . p``
-  pushed below v_min is added to bin 0.
+* a jump operator F is a banded part (the grid shifted by each weight: a few diagonals)
+  plus two rank-1 parts: the mass ``theta . p`` that crossed threshold is put back into the
+  reset bins (split equally), and the mass ``floor . p`` pushed below v_min is added to bin 0.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 
 def leak_rates(e: np.ndarray, zb: tuple[int, ...], tau_values, tau_probs) -> np.ndarray:
@@ -52,11 +52,31 @@ def leak_matrix(rate: np.ndarray, dest: np.ndarray) -> sp.csr_matrix:
 
 @dataclass
 class Jump:
-    """F for one weight distribution on one grid, per unit presynaptic rate."""
+    """F for one weight distribution on one grid, per unit presynaptic rate.
 
-    band: sp.csr_matrix   # -pi on the diagonal plus overlap fractions of shifted bins
-    theta: np.ndarray     # threshold flux per bin (mass that crossed v_max)
-    floor: np.ndarray     # mass pushed below v_min, piled into bin 0
+    Off-diagonal part as diagonals: ``values[m, k]`` is F[k, k - offsets[m]]; ``diag`` is
+    F's main diagonal (without the rank-1 parts); ``theta`` (threshold flux, added to the
+    reset bins split equally) and ``floor`` (mass pushed below v_min, added to bin 0) are
+    the rank-1 rows.
+    """
+
+    offsets: np.ndarray
+    values: np.ndarray
+    diag: np.ndarray
+    theta: np.ndarray
+    floor: np.ndarray
+
+    @property
+    def band(self) -> sp.csr_matrix:
+        """The banded part (main diagonal and the shifted copies) as a sparse matrix."""
+        n = len(self.diag)
+        rows, cols, vals = [np.arange(n)], [np.arange(n)], [self.diag]
+        for off, vec in zip(self.offsets, self.values):
+            k = np.flatnonzero(vec)
+            rows.append(k)
+            cols.append(k - off)
+            vals.append(vec[k])
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
     def dense(self, zb: tuple[int, ...]) -> np.ndarray:
         F = self.band.toarray()
@@ -69,78 +89,112 @@ class Jump:
 SNAP_SHIFT = 1e-9  # shifted edges closer than SNAP_SHIFT * dv to a grid edge are put on it
 
 
-def _overlaps(e: np.ndarray, w: float, snap: float = SNAP_SHIFT):
-    """(rows, cols, frac): fraction of shifted bin ``col`` (edges + w) landing in bin ``row``.
+@njit(cache=True)
+def _frac(a1, a2, b1, b2):
+    """Fraction of the shifted bin [a1, a2] that lands in bin [b1, b2] (spec §6.1)."""
+    if a1 >= b1:
+        if a2 <= b2:
+            return 1.0
+        if a1 >= b2:
+            return 0.0
+        return (b2 - a1) / (a2 - a1)
+    if a2 <= b1:
+        return 0.0
+    if a2 >= b2:
+        return (b2 - b1) / (a2 - a1)
+    return (a2 - b1) / (a2 - a1)
 
-    A weight that is a whole number of bins shifts the edges onto the grid up to float
-    noise (~1e-15 V), which would leave ~1e-11 "overlaps" with the neighbouring bins. Shifted
-    edges within ``snap * dv`` of a grid edge are therefore put exactly on it (spec §14:
-    snapping within 1e-12 V changes rates by <= 1.1e-12); the fractions of every shifted
-    bin still sum to 1, so mass is conserved exactly. ``snap=0`` gives the literal rule.
-    """
+
+@njit(cache=True)
+def _shifted(e, w, tol):
+    """Edges shifted by w; those within tol of a grid edge are put exactly on it."""
     n = len(e) - 1
     s = e + w
-    if snap > 0 and n > 1:
-        tol = snap * float(np.median(np.diff(e)))
-        j = np.clip(np.searchsorted(e, s), 1, n)
-        nearest = np.where(np.abs(e[j] - s) < np.abs(s - e[j - 1]), e[j], e[j - 1])
-        close = (np.abs(nearest - s) <= tol) & (s > e[0] - tol) & (s < e[-1] + tol)
-        s = np.where(close, nearest, s)
-    jlo = np.searchsorted(e[1:], s[:-1], side="right")      # first j with e[j+1] > a1
-    jhi = np.searchsorted(e[:-1], s[1:], side="left") - 1   # last j with e[j] < a2
-    cnt = np.maximum(jhi - jlo + 1, 0)
-    cols = np.repeat(np.arange(n), cnt)
-    start = np.cumsum(cnt) - cnt
-    rows = jlo[cols] + (np.arange(len(cols)) - start[cols])
-    a1, a2, b1, b2 = s[cols], s[cols + 1], e[rows], e[rows + 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(
-            a1 >= b1,
-            np.where(a2 <= b2, 1.0, np.where(a1 >= b2, 0.0, (b2 - a1) / (a2 - a1))),
-            np.where(a2 <= b1, 0.0, np.where(a2 >= b2, (b2 - b1) / (a2 - a1), (a2 - b1) / (a2 - a1))))
-    keep = frac != 0.0
-    return rows[keep], cols[keep], frac[keep]
+    if tol > 0:
+        j = 0
+        for i in range(n + 1):
+            while j < n and e[j + 1] <= s[i]:
+                j += 1
+            # s[i] lies in [e[j], e[j+1]) (or beyond the grid); try both ends
+            for c in (j, j + 1):
+                if c <= n and abs(e[c] - s[i]) <= tol:
+                    s[i] = e[c]
+                    break
+    return s
 
 
-def _component(e: np.ndarray, w: float, pi: float, snap: float = SNAP_SHIFT):
-    """Band entries (rows, cols, vals) and the per-column lost mass of one weight component."""
+@njit(cache=True)
+def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
+    """Walk every (shifted bin, target bin) overlap of every weight component.
+
+    With ``fill`` False only marks the offsets that occur (index[offset + n - 1] = 1);
+    otherwise adds M_i = -pi I + overlaps into values/diag and the lost mass (minus the
+    column sum, rows added in order, spec §6.1) into theta (w > 0) or floor (w <= 0).
+    """
     n = len(e) - 1
-    rows, cols, frac = _overlaps(e, w, snap)
-    # M = -pi*I, then M[j, L] += frac*pi; entries ordered by (column, row)
-    rows = np.concatenate([np.arange(n), rows])
-    cols = np.concatenate([np.arange(n), cols])
-    vals = np.concatenate([np.full(n, -pi), frac * pi])
-    order = np.lexsort((np.concatenate([np.zeros(n), np.ones(len(frac))]), rows, cols))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    # merge the self-overlap into the diagonal: (-pi) + frac*pi, in that order
-    dup = np.flatnonzero((rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1]))
-    vals[dup] = vals[dup] + vals[dup + 1]
-    keep = np.ones(len(vals), bool)
-    keep[dup + 1] = False
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    # lost mass = minus the column sum, rows added in order (every column has its diagonal)
-    starts = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-    lost = -np.add.reduceat(vals, starts)
-    return rows, cols, vals, lost
+    for c in range(len(ws)):
+        w = ws[c]
+        pi = pis[c]
+        s = _shifted(e, w, tol)
+        j = 0
+        for L in range(n):
+            a1 = s[L]
+            a2 = s[L + 1]
+            while j < n and e[j + 1] <= a1:
+                j += 1
+            acc = 0.0
+            placed = False
+            dval = -pi
+            jj = j
+            while jj < n and e[jj] < a2:
+                f = _frac(a1, a2, e[jj], e[jj + 1])
+                if f != 0.0:
+                    if jj == L:
+                        dval = (-pi) + f * pi
+                        placed = True
+                        acc += dval
+                    else:
+                        if jj > L and not placed:
+                            acc += -pi
+                            placed = True
+                        v = f * pi
+                        if fill:
+                            values[index[jj - L + n - 1], jj] += v
+                        else:
+                            index[jj - L + n - 1] = 1
+                        acc += v
+                jj += 1
+            if not placed:
+                acc += -pi
+            if fill:
+                diag[L] += dval
+                if w > 0:
+                    theta[L] += -acc
+                else:
+                    floor[L] += -acc
 
 
 def jump_operator(e: np.ndarray, weight_values, weight_probs, snap: float = SNAP_SHIFT) -> Jump:
-    """F = sum of the weight components' operators, in sorted weight order (spec §6)."""
+    """F = sum of the weight components' operators, in sorted weight order (spec §6).
+
+    A weight that is a whole number of bins shifts the edges onto the grid up to float
+    noise (~1e-15 V), which would leave ~1e-11 "overlaps" with neighbouring bins and an
+    extra diagonal. Shifted edges within ``snap * dv`` of a grid edge are therefore put
+    exactly on it (spec §14: snapping within 1e-12 V changes rates by <= 1.1e-12); every
+    shifted bin's fractions still sum to 1, so mass is conserved exactly. ``snap=0`` gives
+    the literal rule.
+    """
+    e = np.ascontiguousarray(e, dtype=float)
     n = len(e) - 1
-    all_rows, all_cols, all_vals = [], [], []
-    theta = np.zeros(n)
-    floor = np.zeros(n)
-    for w, pi in zip(weight_values, weight_probs):
-        rows, cols, vals, lost = _component(e, float(w), float(pi), snap)
-        all_rows.append(rows)
-        all_cols.append(cols)
-        all_vals.append(vals)
-        if w > 0:
-            theta = theta + lost
-        else:
-            floor = floor + lost
-    band = sp.coo_matrix((np.concatenate(all_vals), (np.concatenate(all_rows), np.concatenate(all_cols))),
-                         shape=(n, n)).tocsr()
-    band.sum_duplicates()
-    band.sort_indices()
-    return Jump(band, theta, floor)
+    ws = np.asarray(weight_values, dtype=float)
+    pis = np.asarray(weight_probs, dtype=float)
+    tol = snap * float(e[n - 1] - e[0]) / (n - 1) if n > 1 else 0.0  # snap * nominal bin width
+    index = np.zeros(2 * n - 1, dtype=np.int64)
+    diag, theta, floor = np.zeros(n), np.zeros(n), np.zeros(n)
+    _jump_walk(e, ws, pis, tol, index, np.zeros((0, n)), diag, theta, floor, False)
+    offsets = np.flatnonzero(index) - (n - 1)
+    index[:] = 0
+    index[offsets + n - 1] = np.arange(len(offsets))
+    values = np.zeros((len(offsets), n))
+    _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, True)
+    return Jump(offsets.astype(np.int64), values, diag, theta, floor)

@@ -14,20 +14,19 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ModelError
-from ..model import ExternalPopulation, InternalPopulation, Network
+from ..model import ConstantRate, ExternalPopulation, InternalPopulation, Network
 from .delays import delay_kernel
 from .grid import edges, initial_density, zero_bins
 from .operators import jump_operator, leak_dest, leak_rates
-
-METHODS = ("approx", "approx", "gmres", "exact")  # index = method code used by propagate
-
+from .propagate import APPROX_ORDER, APPROX_TOL, BACKWARD_EULER, EXACT
 
 def method_code(pop: InternalPopulation) -> int:
+    """The kernel's code for a population's update method."""
     if pop.update_method == "gmres":
-        return 2
+        return BACKWARD_EULER
     if pop.update_method == "exact":
-        return 3
-    return 0 if pop.approx_order is None else 1
+        return EXACT
+    return APPROX_TOL if pop.approx_order is None else APPROX_ORDER
 
 
 def active_connections(net: Network):
@@ -69,7 +68,7 @@ def structure_key(net: Network):
     conns = active_connections(net)
     groups = _groups(net, conns)
     ctuple = tuple((index.get(c.source, -1), index.get(c.target, -1),
-                    tuple(int(np.round(v / sim.dt)) for v in c.delays.values) if sim.dt else (),
+                    delay_kernel(c.delays, sim.dt)[0] if sim.dt else (),
                     c.delay_queue is not None, g) for c, g in zip(conns, groups))
     return (float(sim.t0), float(sim.tf), float(sim.dt), tuple(pops), ctuple)
 
@@ -87,53 +86,64 @@ def _grid(v_min: float, v_max: float, dv: float):
 
 @lru_cache(maxsize=1024)
 def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
-    e = _grid(v_min, v_max, dv)[0]
-    J = jump_operator(e, values, probs)
-    return (J.band.indptr.astype(np.int64), J.band.indices.astype(np.int64), J.band.data.copy(),
-            J.theta, J.floor)
+    J = jump_operator(_grid(v_min, v_max, dv)[0], values, probs)
+    for arr in (J.offsets, J.values, J.diag, J.theta, J.floor):
+        arr.setflags(write=False)
+    return J
 
 
-def _diagonals(n: int, dest: np.ndarray, lk: np.ndarray, bands: list[tuple]):
-    """The off-diagonal part of J of one population as diagonals (DIA).
+@lru_cache(maxsize=1024)
+def _leak(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
+    e, zb, _ = _grid(v_min, v_max, dv)
+    lk = leak_rates(e, zb, values, probs)
+    lk.setflags(write=False)
+    return lk
 
-    Returns (offsets, tags, merged index, values, per-group main diagonals): ``offsets``
-    are the distinct row - column offsets, +-1 (the leak) last so that Gauss-Seidel's
-    dependency on the neighbour just updated comes last; each contribution c is a length-n
-    vector ``values[c]`` (row k holds the entry at column k - offset) tagged 0 for the leak
-    and 1 + g for input group g, added into diagonal ``merged index[c]``.
+
+@lru_cache(maxsize=1024)
+def _p0(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
+    p = initial_density(_grid(v_min, v_max, dv)[0], values, probs, "p0")
+    p.setflags(write=False)
+    return p
+
+
+def _diagonals(dest: np.ndarray, lk: np.ndarray, jumps: list):
+    """The off-diagonal part of one population's J as diagonals (DIA), for the kernel.
+
+    Returns (offsets, tags, merged index, values): ``offsets`` are the distinct
+    row - column offsets, +-1 (the leak) last; each contribution c is a length-n vector
+    ``values[c]`` tagged 0 for the leak and 1 + g for input group g, added into diagonal
+    ``merged index[c]``.
     """
-    contrib: dict[tuple[int, int], np.ndarray] = {}
-    diags = []
-    for g, (indptr, idx, data) in enumerate(bands):
-        rows = np.repeat(np.arange(n), np.diff(indptr))
-        off = idx != rows
-        d = np.zeros(n)
-        d[rows[~off]] = data[~off]
-        diags.append(d)
-        r, o, v = rows[off], (rows - idx)[off], data[off]
-        for offset in np.unique(o):
-            sel = o == offset
-            vec = np.zeros(n)
-            vec[r[sel]] = v[sel]
-            contrib[(g + 1, int(offset))] = vec
+    n = len(lk)
+    keys, vecs = [], []
+    for g, J in enumerate(jumps):
+        for off, vec in zip(J.offsets.tolist(), J.values):
+            keys.append((g + 1, off))
+            vecs.append(vec)
+    up = np.zeros(n)    # bins below the reset bins leak up: entry (k+1, k), offset +1
+    down = np.zeros(n)  # bins above leak down: entry (k-1, k), offset -1
     src = np.flatnonzero(dest >= 0)
-    for offset in (1, -1):
-        sel = src[dest[src] - src == offset]
-        if len(sel):
-            vec = np.zeros(n)
-            vec[dest[sel]] = lk[sel]
-            contrib[(0, offset)] = vec
-    offsets = sorted({o for _, o in contrib}, key=lambda o: (abs(o) == 1, o))
+    rising = dest[src] > src
+    up[dest[src[rising]]] = lk[src[rising]]
+    down[dest[src[~rising]]] = lk[src[~rising]]
+    for off, vec in ((1, up), (-1, down)):
+        if rising.any() if off == 1 else (~rising).any():
+            keys.append((0, off))
+            vecs.append(vec)
+    offsets = sorted({o for _, o in keys}, key=lambda o: (abs(o) == 1, o))
     index = {o: m for m, o in enumerate(offsets)}
-    keys = sorted(contrib, key=lambda k: (index[k[1]], k[0]))
-    tags = np.array([k[0] for k in keys], dtype=np.int64)
-    merged = np.array([index[k[1]] for k in keys], dtype=np.int64)
-    values = np.array([contrib[k] for k in keys]).reshape(len(keys), n)
-    return np.array(offsets, dtype=np.int64), tags, merged, values, diags
+    order = sorted(range(len(keys)), key=lambda c: (index[keys[c][1]], keys[c][0]))
+    tags = np.array([keys[c][0] for c in order], dtype=np.int64)
+    merged = np.array([index[keys[c][1]] for c in order], dtype=np.int64)
+    values = np.array([vecs[c] for c in order]).reshape(len(order), n)
+    return np.array(offsets, dtype=np.int64), tags, merged, values
 
 
 def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
     """Evaluate an external rate at times t and apply dipde's checks (spec §2.2)."""
+    if isinstance(rate, ConstantRate) and rate.value >= 0:
+        return np.full(t.shape, float(rate.value))
     try:
         v = np.asarray(rate(t), dtype=float)
     except ModelError:
@@ -224,6 +234,7 @@ def build_plan(nets: list[Network]) -> Plan:
     floor = np.zeros((B, GB))
     gdiag = np.zeros((B, GB))
     dptr = np.zeros((B, P), dtype=np.int64)
+    up_only = np.zeros((B, P), dtype=np.bool_)
     dcnt = np.zeros((B, P), dtype=np.int64)
     cptr = np.zeros((B, P), dtype=np.int64)
     ccnt = np.zeros((B, P), dtype=np.int64)
@@ -238,31 +249,36 @@ def build_plan(nets: list[Network]) -> Plan:
         name = net.name
         pops = {p.name: p for p in net.populations}
         conns = active_connections(net)
-        bands: dict[int, tuple] = {}
+        jumps: dict[int, object] = {}
         for c, g in zip(conns, _groups(net, conns)):
             gg = gmap[g]
-            if gg not in bands:
+            if gg not in jumps:
                 tp = pops[c.target]
-                bands[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
-                                  c.weights.values, c.weights.probs)
-                theta[b, gboff[gg]:gboff[gg + 1]] = bands[gg][3]
-                floor[b, gboff[gg]:gboff[gg + 1]] = bands[gg][4]
+                J = jumps[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
+                                      c.weights.values, c.weights.probs)
+                theta[b, gboff[gg]:gboff[gg + 1]] = J.theta
+                floor[b, gboff[gg]:gboff[gg + 1]] = J.floor
+                gdiag[b, gboff[gg]:gboff[gg + 1]] = J.diag
         for i, pname in enumerate(iidx):
             p = pops[pname]
             where = f"{name}: populations[{p.name!r}]"
-            e, zb = grids[i][0], grids[i][1]
             o, n = boff[i], int(nbins[i])
-            lk = leak_rates(e, zb, p.tau_m.values, p.tau_m.probs)
+            grid = (float(p.v_min), float(p.v_max), float(p.dv))
+            lk = _leak(*grid, p.tau_m.values, p.tau_m.probs)
             leak[b, o:o + n] = lk
-            p0[b, o:o + n] = initial_density(e, p.p0.values, p.p0.probs, f"{where}.p0")
+            try:
+                p0[b, o:o + n] = _p0(*grid, p.p0.values, p.p0.probs)
+            except ModelError as exc:
+                raise ModelError(exc.message, f"{where}.p0") from None
             rate0[b, i] = p.initial_firing_rate
             tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
             normord[b, i] = float(p.norm)
             gs = range(gstart[i], gstart[i + 1])
-            offsets, tags, merged, values, diags = _diagonals(n, grids[i][2], lk, [bands[g][:3] for g in gs])
-            for g, d in zip(gs, diags):
-                gdiag[b, gboff[g]:gboff[g + 1]] = d
+            offsets, tags, merged, values = _diagonals(grids[i][2], lk, [jumps[g] for g in gs])
             dptr[b, i], dcnt[b, i] = noff, len(offsets)
+            # no input moves mass down: then nothing reaches the bins below the density's
+            # lowest occupied bin (under the reset bins), and the kernel skips them exactly
+            up_only[b, i] = not any((jumps[g].offsets < 0).any() or jumps[g].floor.any() for g in gs)
             cptr[b, i], ccnt[b, i] = ncon, len(tags)
             offs_l.append(offsets)
             tags_l.append(tags)
@@ -306,14 +322,15 @@ def build_plan(nets: list[Network]) -> Plan:
         th_any[:, g] = np.any(theta[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
         fl_any[:, g] = np.any(floor[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
     args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
-            zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any,
+            zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any, up_only,
             dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
             c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
             ext_now, hist)
     return Plan(nets, steps, t, [p.name for p in ints], recorded, args)
 
 
-def fail_reason(code: int, method: str, dt: float) -> str:
+def fail_reason(code: int, method: str) -> str:
+    """The message for a member's failure code from the kernel."""
     from . import propagate as pr
     if code == pr.FAIL_MASS:
         return ("probability mass not conserved (|sum(p) - 1| >= 1e-12): dt is too large or dv too "

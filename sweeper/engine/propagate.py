@@ -8,10 +8,17 @@ which change after all populations have stepped (spec §11).
 The generator ``J = L + sum_g lam_g F_g`` of a population is never stored dense. Its
 off-diagonal part is banded: the leak moves mass one bin (offsets +-1) and a weight w
 shifts it by about w/dv bins, so each (member, population) stores it as a few diagonals
-(DIA format): per (group, offset) a length-n vector, with offsets +-1 last. Every step
-first assembles the diagonals ``V[m] = scale * sum_g lam_g * values`` and the main
-diagonal once; the reset and floor rows are rank-1 terms ``(theta_eff . x)/nz`` and
-``floor_eff . x``. Loops over a diagonal are contiguous, so they vectorise.
+(DIA format): per (group, offset) a length-n vector, with offsets +-1 last. Whenever a
+population's inputs lam change, the diagonals ``V[m] = scale * sum_g lam_g * values`` and
+the main diagonal are assembled once (and kept while the inputs stay); the reset and floor
+rows are rank-1 terms ``(theta_eff . x)/nz`` and ``floor_eff . x``. Loops over a diagonal
+are contiguous, so they vectorise.
+
+Update methods: Taylor series (approx, spec §8.1-8.2) and the matrix exponential (exact,
+§8.3, as a Taylor series over substeps) use matrix-vector products; backward Euler (gmres,
+§8.4, any exact solver allowed) is solved by Gauss-Seidel sweeps along the leak, see
+:func:`_gauss_seidel`. A backward-Euler step whose inputs (density and lam) are bit-equal
+to the previous step's reuses its result, so steady states cost almost nothing.
 """
 
 from __future__ import annotations
@@ -124,18 +131,21 @@ def _dot(a, x, n):
 
 
 @njit(cache=True)
-def _matvec(x, y, n, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
-    """y = (scale * J) x, with V and diag assembled at that scale."""
-    for k in range(n):
+def _matvec(x, y, n, lo, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
+    """y = (scale * J) x, with V and diag assembled at that scale; rows below ``lo`` are
+    known to be 0 (see run_members) and are left alone."""
+    for k in range(lo, n):
         y[k] = diag[k] * x[k]
     for m in range(M):
         off = doff[m]
-        lo = max(0, off)
+        a = max(lo, off)
         hi = min(n, n + off)
-        ys = y[lo:hi]
-        vs = V[m, lo:hi]
-        xs = x[lo - off:hi - off]
-        for k in range(hi - lo):
+        if hi <= a:
+            continue
+        ys = y[a:hi]
+        vs = V[m, a:hi]
+        xs = x[a - off:hi - off]
+        for k in range(hi - a):
             ys[k] += vs[k] * xs[k]
     if has_th:
         th = scale * _dot(theff, x, n) / nz
@@ -147,28 +157,13 @@ def _matvec(x, y, n, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, n
 
 
 @njit(cache=True)
-def _gauss_seidel(p, ypad, pad, n, dt, tol, inv, achain, diag, M, doff, VT, uoff, cneg, cpos,
-                  theff, fleff, has_th, has_fl, zb0, zb1, nz, x0):
-    """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order.
-
-    The leak moves mass one bin toward 0 V from both sides, so each sweep goes up the bins
-    below the reset bins, down the bins above them, and ends with the reset bins: the
-    stiff leak is then exactly triangular and only jumps that point against the sweep lag
-    (I - dt J is an M-matrix, so the sweeps converge). The neighbour just updated enters
-    through a register (``achain``), which keeps the sweep's dependency chain to one
-    multiply-add per bin. VT holds the diagonals row by row; ``ypad[pad:pad + n]`` is the
-    solution, zero-padded so that the row loops need no bounds branches. The reset and
-    floor rows are rank-1 (their dot products are taken fresh when those rows come up).
-
-    Starts from x0; a start that already meets the tolerance is returned unchanged, which
-    makes steady states exact fixed points (as with dipde's GMRES). Returns the sweeps.
-    """
+def _gs_setup(n, dt, pad, inv, achain, diag, M, doff, VT, uoff, cneg, cpos, theff, fleff, has_th, has_fl,
+              zb0, zb1, nz):
+    """Per-operator part of :func:`_gauss_seidel`: inverse diagonal of I - dt J, the chain
+    coefficients and the column lists of each side. Returns (len(cneg), len(cpos))."""
     zmin = zb0
     zmax = zb0 if zb1 < 0 else zb1
-    bnorm = math.sqrt(_dot(p, p, n))
-    yv = ypad[pad:pad + n]
     for k in range(n):
-        yv[k] = x0[k]
         inv[k] = 1.0 - diag[k]
     if has_th:
         inv[zb0] -= dt * theff[zb0] / nz
@@ -204,13 +199,42 @@ def _gauss_seidel(p, ypad, pad, n, dt, tol, inv, achain, diag, M, doff, VT, uoff
     if mm >= 0:
         for k in range(zmax + 1, n):
             achain[k] = VT[k, mm] * inv[k]
-    lim = tol * bnorm
+    return nneg, npos
+
+
+@njit(cache=True)
+def _gauss_seidel(p, ypad, pad, n, lo, dt, tol, inv, achain, M, VT, uoff, cneg, nneg, cpos, npos,
+                  theff, fleff, has_th, has_fl, zb0, zb1, nz, x0):
+    """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order.
+
+    The leak moves mass one bin toward 0 V from both sides, so each sweep goes up the bins
+    below the reset bins, down the bins above them, and ends with the reset bins: the
+    stiff leak is then exactly triangular and only jumps that point against the sweep lag
+    (I - dt J is an M-matrix, so the sweeps converge). The neighbour just updated enters
+    through a register (``achain``, from :func:`_gs_setup`), which keeps the sweep's
+    dependency chain to one multiply-add per bin. VT holds the diagonals row by row;
+    ``ypad[pad:pad + n]`` is the solution, zero-padded so that the row loops need no bounds
+    branches. The reset and floor rows are rank-1 (their dot products are taken fresh when
+    those rows come up).
+
+    Bins below ``lo`` (under the reset bins) are known to stay exactly 0 and are skipped.
+    Starts from x0; a start that already meets the tolerance is returned unchanged, which
+    makes steady states exact fixed points (as with dipde's GMRES). Returns the sweeps.
+    """
+    zmin = zb0
+    zmax = zb0 if zb1 < 0 else zb1
+    lim = tol * math.sqrt(_dot(p, p, n))
+    yv = ypad[pad:pad + n]
+    for k in range(lo):
+        yv[k] = 0.0
+    for k in range(lo, n):
+        yv[k] = x0[k]
     sweeps = 0
     for it in range(MAX_SWEEPS):
         delta2 = 0.0
         fl = _dot(fleff, yv, n) if (has_fl and zmin > 0) else 0.0
         yprev = 0.0
-        for k in range(zmin):  # below the reset bins, upward
+        for k in range(lo, zmin):  # below the reset bins, upward
             ku = np.uint64(k)
             s = p[k]
             for j in range(nneg):
@@ -254,10 +278,106 @@ def _gauss_seidel(p, ypad, pad, n, dt, tol, inv, achain, diag, M, doff, VT, uoff
         sweeps = it + 1
         if not math.sqrt(delta2) > lim:  # converged (NaN also stops; the caller catches it)
             if it == 0:
-                for k in range(n):
+                for k in range(lo, n):
                     yv[k] = x0[k]
             break
     return sweeps
+
+
+@njit(cache=True)
+def _max_abs(x, lo, n):
+    """max |x[lo:n]| with four accumulators; NaN if any entry is NaN."""
+    m0 = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    m3 = 0.0
+    nan = False
+    k = lo
+    while k + 4 <= n:
+        a, b, c, d = abs(x[k]), abs(x[k + 1]), abs(x[k + 2]), abs(x[k + 3])
+        m0 = max(m0, a)
+        m1 = max(m1, b)
+        m2 = max(m2, c)
+        m3 = max(m3, d)
+        nan |= (a != a) | (b != b) | (c != c) | (d != d)
+        k += 4
+    while k < n:
+        a = abs(x[k])
+        m0 = max(m0, a)
+        nan |= a != a
+        k += 1
+    return np.nan if nan else max(max(m0, m1), max(m2, m3))
+
+
+@njit(cache=True)
+def _abs_sum(x, n):
+    """(sum |x|, any x < 0), four accumulators (vectorises)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    mn = 0.0
+    m = n - n % 4
+    for k in range(0, m, 4):
+        a, b, c, d = x[k], x[k + 1], x[k + 2], x[k + 3]
+        s0 += abs(a)
+        s1 += abs(b)
+        s2 += abs(c)
+        s3 += abs(d)
+        mn = min(mn, min(min(a, b), min(c, d)))
+    for k in range(m, n):
+        s0 += abs(x[k])
+        mn = min(mn, x[k])
+    return (s0 + s1) + (s2 + s3), mn < 0.0
+
+
+@njit(cache=True)
+def _clip_sum(x, n):
+    """Set negative entries to 0 and return the sum, four accumulators."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = n - n % 4
+    for k in range(0, m, 4):
+        a = max(x[k], 0.0)
+        b = max(x[k + 1], 0.0)
+        c = max(x[k + 2], 0.0)
+        d = max(x[k + 3], 0.0)
+        x[k] = a
+        x[k + 1] = b
+        x[k + 2] = c
+        x[k + 3] = d
+        s0 += a
+        s1 += b
+        s2 += c
+        s3 += d
+    for k in range(m, n):
+        a = max(x[k], 0.0)
+        x[k] = a
+        s0 += a
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
+def _finish(x, n, theff, check_mass):
+    """Mass check of the explicit methods (spec §8.1-8.3), post-step cleanup (§8.5: clip
+    negatives, renormalise) and the output rate theta_eff . p (§9), in few passes.
+    Returns (status, rate)."""
+    s, neg = _abs_sum(x, n)
+    if check_mass and not abs(s - 1.0) < 1e-12:
+        return FAIL_MASS, 0.0
+    if neg or abs(s - 1.0) > 1e-15:
+        s = _clip_sum(x, n)
+        if not s > 0.0:
+            return FAIL_NEGATIVE_TOTAL, 0.0
+        rs = 1.0 / s
+        for k in range(n):
+            x[k] = x[k] * rs
+    r = _dot(theff, x, n)
+    if not math.isfinite(r):
+        return FAIL_NONFINITE, r
+    return OK, r
 
 
 @njit(cache=True)
@@ -283,7 +403,7 @@ def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, h
         for k in range(n):
             term[k] = x[k]
         for m in range(1, 100):
-            _matvec(term, work, n, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
+            _matvec(term, work, n, 0, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
             tn = 0.0
             xn = 0.0
             for k in range(n):
@@ -311,32 +431,9 @@ def _delayed_inputs(b, i, step, g0, ng, lam, pconn_ptr, pconn, c_hoff, c_D, c_kp
         lam[c_group[c] - g0] += r * c_nsyn[b, c]
 
 
-@njit(cache=True)
-def _cleanup(x, n):
-    """Post-step cleanup (spec §8.5): clip negatives and renormalise when needed.
-    Returns False if no mass is left."""
-    neg = False
-    s = 0.0
-    for k in range(n):
-        if x[k] < 0.0:
-            neg = True
-        s += abs(x[k])
-    if neg or abs(s - 1.0) > 1e-15:
-        for k in range(n):
-            x[k] = max(x[k], 0.0)
-        s = 0.0
-        for k in range(n):
-            s += x[k]
-        if not s > 0.0:
-            return False
-        for k in range(n):
-            x[k] = x[k] / s
-    return True
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normord,
-                zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any,
+                zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any, up_only,
                 dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
                 c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
                 ext_now, hist, rates, status, fail_step, fail_pop, work_out):
@@ -347,6 +444,7 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
     B = p0.shape[0]
     N = p0.shape[1]
     C = c_src.shape[0]
+    P = max(n_pop, 1)
     nmax = 1
     gmax = 0
     mmax = 1
@@ -358,36 +456,41 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
             mmax = max(mmax, dcnt[b, i])
             for m in range(dptr[b, i], dptr[b, i] + dcnt[b, i]):
                 pad = max(pad, abs(doff[m]))
-    x = np.empty(nmax)
     term = np.empty(nmax)
     tmp = np.empty(nmax)
-    inv = np.empty(nmax)
-    diag = np.empty(nmax)
-    theff = np.empty(nmax)
-    fleff = np.empty(nmax)
-    V = np.empty((mmax, nmax))
-    VT = np.empty((nmax, mmax))
-    no_rows = np.empty((0, mmax))
-    uoff = np.empty(mmax, dtype=np.uint64)
-    cneg = np.empty(mmax, dtype=np.int64)
-    cpos = np.empty(mmax, dtype=np.int64)
-    achain = np.empty(nmax)
     ypad = np.zeros(nmax + 2 * pad)
-    lam = np.empty(gmax + 1)
     coef = np.empty(gmax + 1)
+    lam = np.empty(gmax + 1)
     newrate = np.empty(n_pop)
+    # per population: the operator assembled for the current inputs (reused while they stay)
+    V = np.empty((P, mmax, nmax))
+    VT = np.empty((P, nmax, mmax))
+    no_rows = np.empty((0, mmax))
+    diag = np.empty((P, nmax))
+    theff = np.empty((P, nmax))
+    fleff = np.empty((P, nmax))
+    inv = np.empty((P, nmax))
+    achain = np.empty((P, nmax))
+    uoff = np.empty((P, mmax), dtype=np.uint64)
+    cneg = np.empty((P, mmax), dtype=np.int64)
+    cpos = np.empty((P, mmax), dtype=np.int64)
+    ncols = np.zeros((P, 2), dtype=np.int64)
+    flags = np.zeros((P, 2), dtype=np.bool_)
+    asm_lam = np.empty((P, gmax + 1))
+    asm_ok = np.zeros(P, dtype=np.bool_)
     # exact memo of the last step per population: the same inputs give the same outputs
     prev_in = np.empty(N)
     prev_out = np.empty(N)
-    prev_lam = np.empty((n_pop, gmax + 1))
-    prev_rate = np.empty(n_pop)
-    has_prev = np.zeros(n_pop, dtype=np.bool_)
-    has_prev2 = np.zeros(n_pop, dtype=np.bool_)
     prev_prev = np.empty(N)
+    prev_lam = np.empty((P, gmax + 1))
+    prev_rate = np.empty(P)
+    has_prev = np.zeros(P, dtype=np.bool_)
+    has_prev2 = np.zeros(P, dtype=np.bool_)
     for b in range(B):
         p = p0[b].copy()
         has_prev[:] = False
         has_prev2[:] = False
+        asm_ok[:] = False
         for i in range(n_pop):
             rates[b, i, 0] = rate0[b, i]
         for step in range(1, steps + 1):
@@ -399,12 +502,14 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 zb0 = zb0s[i]
                 zb1 = zb1s[i]
                 nz = 1.0 if zb1 < 0 else 2.0
+                m = method[i]
                 _delayed_inputs(b, i, step, g0, ng, lam, pconn_ptr, pconn, c_hoff, c_D, c_kptr, c_ks,
                                 c_pk, c_group, c_nsyn, hist)
                 pp = p[o:o + n]
                 pin = prev_in[o:o + n]
                 pout = prev_out[o:o + n]
-                if has_prev[i]:
+                explicit = m != BACKWARD_EULER
+                if has_prev[i] and not explicit:
                     same = True
                     for g in range(ng):
                         if lam[g] != prev_lam[i, g]:
@@ -418,48 +523,71 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                         pp[:] = pout
                         newrate[i] = prev_rate[i]
                         continue
-                prev_prev[o:o + n] = pin
-                has_prev2[i] = has_prev[i]
-                pin[:] = pp
+                if not explicit:  # the memo and the extrapolated start of backward Euler
+                    prev_prev[o:o + n] = pin
+                    has_prev2[i] = has_prev[i]
+                    pin[:] = pp
+                    for g in range(ng):
+                        prev_lam[i, g] = lam[g]
+                th = theff[i, :n]
+                fl = fleff[i, :n]
+                dg = diag[i, :n]
+                same = asm_ok[i]
                 for g in range(ng):
-                    prev_lam[i, g] = lam[g]
-                # effective threshold flux and floor vectors of this step
-                has_th = False
-                has_fl = False
-                th = theff[:n]
-                fl = fleff[:n]
-                th[:] = 0.0
-                fl[:] = 0.0
-                for g in range(ng):
-                    lg = lam[g]
-                    if lg == 0.0:
-                        continue
-                    go = gboff[g0 + g]
-                    if th_any[b, g0 + g]:
-                        has_th = True
-                        src = theta[b, go:go + n]
-                        for k in range(n):
-                            th[k] += src[k] * lg
-                    if fl_any[b, g0 + g]:
-                        has_fl = True
-                        src = floor[b, go:go + n]
-                        for k in range(n):
-                            fl[k] += src[k] * lg
-                lk = leak[b, o:o + n]
-                gbo = gboff[g0:g0 + ng]
+                    if lam[g] != asm_lam[i, g]:
+                        same = False
+                if not same:
+                    # effective threshold flux, floor and operator for these inputs
+                    has_th = False
+                    has_fl = False
+                    th[:] = 0.0
+                    fl[:] = 0.0
+                    for g in range(ng):
+                        lg = lam[g]
+                        asm_lam[i, g] = lg
+                        if lg == 0.0:
+                            continue
+                        go = gboff[g0 + g]
+                        if th_any[b, g0 + g]:
+                            has_th = True
+                            src = theta[b, go:go + n]
+                            for k in range(n):
+                                th[k] += src[k] * lg
+                        if fl_any[b, g0 + g]:
+                            has_fl = True
+                            src = floor[b, go:go + n]
+                            for k in range(n):
+                                fl[k] += src[k] * lg
+                    flags[i, 0] = has_th
+                    flags[i, 1] = has_fl
+                    M = dcnt[b, i]
+                    K = ccnt[b, i]
+                    c0 = cptr[b, i]
+                    scale = dt if (m == BACKWARD_EULER or m == APPROX_TOL) else 1.0
+                    _assemble(scale, lam, ng, coef, M, K, ctag[c0:c0 + K], cm[c0:c0 + K], cvoff[c0:c0 + K], DV,
+                              V[i], VT[i] if m == BACKWARD_EULER else no_rows, n, leak[b, o:o + n], gdiag[b],
+                              gboff[g0:g0 + ng], dg)
+                    if m == BACKWARD_EULER:
+                        nn, npos_ = _gs_setup(n, dt, pad, inv[i], achain[i], dg, M, doff[dptr[b, i]:dptr[b, i] + M],
+                                              VT[i], uoff[i], cneg[i], cpos[i], th, fl, has_th, has_fl,
+                                              zb0, zb1, nz)
+                        ncols[i, 0] = nn
+                        ncols[i, 1] = npos_
+                    asm_ok[i] = True
+                has_th = flags[i, 0]
+                has_fl = flags[i, 1]
                 M = dcnt[b, i]
                 do = doff[dptr[b, i]:dptr[b, i] + M]
-                K = ccnt[b, i]
-                ct = ctag[cptr[b, i]:cptr[b, i] + K]
-                cmm = cm[cptr[b, i]:cptr[b, i] + K]
-                cvo = cvoff[cptr[b, i]:cptr[b, i] + K]
-                m = method[i]
+                # with no input moving mass down, bins below the lowest occupied one stay 0
+                lo = 0
+                if up_only[b, i] and not has_fl:
+                    while lo < zb0 and pp[lo] == 0.0:
+                        lo += 1
                 if m == BACKWARD_EULER:
-                    _assemble(dt, lam, ng, coef, M, K, ct, cmm, cvo, DV, V, VT, n, lk, gdiag[b], gbo, diag)
                     x0 = pp
                     if has_prev2[i]:
                         # start from the linear extrapolation p_n + (p_n - p_n-1) while the density
-                    # still moves; near a steady state from p_n, so that fixed points are exact
+                        # still moves; near a steady state from p_n, so that fixed points are exact
                         pq = prev_prev[o:o + n]
                         d2 = 0.0
                         for k in range(n):
@@ -468,74 +596,66 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                             for k in range(n):
                                 term[k] = 2.0 * pp[k] - pq[k]
                             x0 = term[:n]
-                    work_out[b, i] += _gauss_seidel(pp, ypad, pad, n, dt, tol[b, i], inv, achain, diag,
-                                                    M, do, VT, uoff, cneg, cpos, theff, fleff, has_th, has_fl,
-                                                    zb0, zb1, nz, x0)
-                    x[:n] = ypad[pad:pad + n]
+                    work_out[b, i] += _gauss_seidel(pp, ypad, pad, n, lo, dt, tol[b, i], inv[i], achain[i], M, VT[i],
+                                                    uoff[i], cneg[i], ncols[i, 0], cpos[i], ncols[i, 1],
+                                                    th, fl, has_th, has_fl, zb0, zb1, nz, x0)
+                    x = ypad[pad:pad + n]
                 else:
-                    x[:n] = pp
+                    x = pp  # explicit methods update the density in place
                     term[:n] = pp
                     if m == APPROX_TOL:
                         # A = J*dt; term = A term / k; p += term until norm(term) <= tol (spec §8.1)
-                        _assemble(dt, lam, ng, coef, M, K, ct, cmm, cvo, DV, V, no_rows, n, lk, gdiag[b], gbo,
-                                  diag)
+                        ordv = normord[b, i]
+                        tl = tol[b, i]
                         err = np.inf
                         kterm = 0
-                        while err > tol[b, i] and kterm < MAX_TAYLOR_TERMS:
+                        while err > tl and kterm < MAX_TAYLOR_TERMS:
                             kterm += 1
-                            _matvec(term, tmp, n, diag, M, do, V, theff, fleff, has_th, has_fl,
-                                    zb0, zb1, nz, dt)
-                            fk = float(kterm)
-                            for k in range(n):
-                                t_ = tmp[k] / fk
-                                term[k] = t_
-                                x[k] += t_
-                            err = _vnorm(term, n, normord[b, i])
+                            _matvec(term, tmp, n, lo, dg, M, do, V[i], th, fl, has_th, has_fl, zb0, zb1, nz, dt)
+                            rk = 1.0 / kterm  # term = (A term) / k, as a multiply
+                            if ordv == np.inf:
+                                for k in range(lo, n):
+                                    t_ = tmp[k] * rk
+                                    term[k] = t_
+                                    x[k] += t_
+                                err = _max_abs(term, lo, n)
+                            else:
+                                for k in range(lo, n):
+                                    t_ = tmp[k] * rk
+                                    term[k] = t_
+                                    x[k] += t_
+                                err = _vnorm(term, n, ordv)
                         work_out[b, i] += kterm
-                        if not err <= tol[b, i]:
+                        if not err <= tl:
                             status[b] = FAIL_SERIES
                     elif m == APPROX_ORDER:
                         # term = (J term) * dt; p += term / m! (spec §8.2)
-                        _assemble(1.0, lam, ng, coef, M, K, ct, cmm, cvo, DV, V, no_rows, n, lk, gdiag[b], gbo,
-                                  diag)
                         fact = 1.0
                         for mm in range(1, approx_order[i] + 1):
                             fact *= mm
-                            _matvec(term, tmp, n, diag, M, do, V, theff, fleff, has_th, has_fl,
-                                    zb0, zb1, nz, 1.0)
+                            _matvec(term, tmp, n, lo, dg, M, do, V[i], th, fl, has_th, has_fl, zb0, zb1, nz, 1.0)
                             inv_f = 1.0 / fact
-                            for k in range(n):
+                            for k in range(lo, n):
                                 t_ = tmp[k] * dt
                                 term[k] = t_
                                 x[k] = x[k] + inv_f * t_
                         work_out[b, i] += approx_order[i]
-                    else:
-                        _assemble(1.0, lam, ng, coef, M, K, ct, cmm, cvo, DV, V, no_rows, n, lk, gdiag[b], gbo,
-                                  diag)
-                        if not _expm_action(x, n, dt, tmp, term, diag, M, do, V, theff, fleff,
-                                            has_th, has_fl, zb0, zb1, nz):
-                            status[b] = FAIL_SERIES
-                    # mass conservation check of the explicit methods (spec §8.1-8.3)
-                    s = 0.0
-                    for k in range(n):
-                        s += abs(x[k])
-                    if status[b] == OK and not abs(s - 1.0) < 1e-12:
-                        status[b] = FAIL_MASS
+                    elif not _expm_action(x, n, dt, tmp, term, dg, M, do, V[i], th, fl,
+                                          has_th, has_fl, zb0, zb1, nz):
+                        status[b] = FAIL_SERIES
                 if status[b] == OK:
-                    if not _cleanup(x, n):
-                        status[b] = FAIL_NEGATIVE_TOTAL
-                    r = _dot(theff, x, n)
-                    if status[b] == OK and not math.isfinite(r):
-                        status[b] = FAIL_NONFINITE
+                    st, r = _finish(x, n, th, explicit)
+                    status[b] = st
                     newrate[i] = r
                 if status[b] != OK:
                     fail_step[b] = step
                     fail_pop[b] = i
                     break
-                pp[:] = x[:n]
-                pout[:] = x[:n]
-                prev_rate[i] = newrate[i]
-                has_prev[i] = True
+                if not explicit:
+                    pp[:] = x
+                    pout[:] = x
+                    prev_rate[i] = newrate[i]
+                    has_prev[i] = True
             if status[b] != OK:
                 break
             for i in range(n_pop):

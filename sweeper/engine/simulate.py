@@ -12,7 +12,8 @@ from ..model import Network
 from .plan import build_plan, fail_reason, structure_key
 from .propagate import run_members
 
-MAX_BATCH = 128  # members stepped per compiled call; bounds memory of the flat arrays
+MAX_BATCH = 128            # members stepped per compiled call
+BATCH_BYTES = 256 * 2**20  # ... and at most about this much memory for their arrays
 
 
 @dataclass
@@ -33,7 +34,7 @@ def simulate(net: Network) -> Result:
     """Simulate one network; raise SimulationError (with the reason) if it fails numerically."""
     net.validate(net.name)
     out = _run_group([net])[0]
-    if isinstance(out, SweeperErrorTypes):
+    if isinstance(out, SimulationError):
         raise out
     return out
 
@@ -54,14 +55,24 @@ def simulate_batch(nets: Sequence[Network]) -> list:
             continue
         groups.setdefault(structure_key(net), []).append(k)
     for members in groups.values():
-        for s in range(0, len(members), MAX_BATCH):
-            chunk = members[s:s + MAX_BATCH]
+        size = batch_size(nets[members[0]])
+        for s in range(0, len(members), size):
+            chunk = members[s:s + size]
             for k, res in zip(chunk, _run_group([nets[k] for k in chunk])):
                 out[k] = res
     return out
 
 
-SweeperErrorTypes = (SimulationError,)
+def batch_size(net: Network) -> int:
+    """Members per compiled call so that the batch's arrays stay within BATCH_BYTES."""
+    from .grid import n_bins
+    from .plan import active_connections, n_steps
+    steps = n_steps(net.simulation)
+    bins = sum(n_bins(p.v_min, p.v_max, p.dv) for p in net.internal)
+    series = len(net.populations) + len(active_connections(net))  # rates, inputs, delay histories
+    weights = sum(len(c.weights.values) for c in active_connections(net))
+    per_member = 8 * (series * (steps + 1) + bins * (8 + min(weights, 64)))
+    return max(1, min(MAX_BATCH, BATCH_BYTES // max(per_member, 1)))
 
 
 def _as_simulation_error(exc: ModelError) -> SimulationError:
@@ -92,7 +103,7 @@ def _run_group(nets: list[Network]) -> list:
             pop = net.population(plan.internal[fail_pop[b]])
             step = int(fail_step[b])
             results.append(SimulationError(
-                fail_reason(int(status[b]), pop.update_method, net.simulation.dt),
+                fail_reason(int(status[b]), pop.update_method),
                 f"{net.name}: populations[{pop.name!r}] at t={float(plan.t[step])!r} s (step {step})"))
         else:
             results.append(Result(plan.t.copy(), rates[b, plan.recorded].copy(), list(names), net.name,

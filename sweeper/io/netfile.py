@@ -175,7 +175,7 @@ def _population(doc: Any, i: int, where: str, base: Path):
     if "approx_order" in doc:
         order = doc["approx_order"]
         if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))
-                                  or order != int(order) or order < 1):
+                                  or not math.isfinite(order) or order != int(order) or order < 1):
             raise ModelError(f"approx_order must be null or an integer >= 1, got {order!r}", f"{pw}.approx_order")
         kw["approx_order"] = None if order is None else int(order)
     if "tol" in doc:
@@ -245,7 +245,7 @@ def _rate(doc: Any, where: str, base: Path):
             return _table_from_file(doc["file"], where, base)
         if isinstance(doc, dict):
             allowed = {"constant": ("kind", "value"), "expression": ("kind", "expr"),
-                       "table": ("kind", "t", "rate")}.get(doc.get("kind"))
+                       "table": ("kind", "t", "rate")}.get(str(doc.get("kind")))
             if allowed:
                 _no_unknown(doc, allowed, where)
         rate = parse_rate(doc, where)

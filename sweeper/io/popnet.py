@@ -147,9 +147,13 @@ def read_popnet_config(path: str | Path, group_by: str | None = "node_type_id") 
                          where("target_simulator"))
     simulation = _simulation(conf.get("run"), where)
     components = conf.get("components") or {}
+    if not isinstance(components, dict):
+        raise ModelError(f"'components' must be an object, got {components!r}", where("components"))
     networks = conf.get("networks") or {}
-    if not isinstance(networks, dict) or not networks.get("nodes"):
+    if not isinstance(networks, dict) or not networks.get("nodes") or not isinstance(networks["nodes"], list):
         raise ModelError("no node files: networks.nodes is missing or empty", where("networks.nodes"))
+    if not isinstance(networks.get("edges") or [], list):
+        raise ModelError(f"networks.edges must be a list, got {networks['edges']!r}", where("networks.edges"))
 
     node_pops: list[NodePopulation] = []
     for i, entry in enumerate(networks["nodes"]):
@@ -192,6 +196,8 @@ def read_popnet_config(path: str | Path, group_by: str | None = "node_type_id") 
                                        internal_params=internal_params, externals=externals,
                                        name=path.parent.name or "popnet")
     output = conf.get("output") or {}
+    if not isinstance(output, dict):
+        raise ModelError(f"'output' must be an object, got {output!r}", where("output"))
     output_dir = output.get("output_dir", ".")
     output_dir = Path(output_dir) if isinstance(output_dir, str) else None
     rates_file = output.get("rates_file")

@@ -89,6 +89,8 @@ class Sweep:
 
     def __init__(self, spec: Mapping | None = None, *, base_dir: str | os.PathLike = ".",
                  source: str = "<sweep>", text: str | None = None, **keys):
+        if spec is not None and not isinstance(spec, Mapping):
+            raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
         spec = dict(spec or {}, **keys)
         if isinstance(spec.get("network"), Network):
             from ..io.netfile import network_to_dict
@@ -310,8 +312,8 @@ class Sweep:
                 continue
             (kind, body), = entry.items()
             if kind in ("grid", "zip"):
-                if not isinstance(body, list) or not body:
-                    P.add(key + (kind,), "needs a non-empty list of parameter names")
+                if not isinstance(body, list) or not body or not all(isinstance(n, str) for n in body):
+                    P.add(key + (kind,), f"needs a non-empty list of parameter names, got {body!r}")
                     continue
                 for n in body:
                     if n not in self.values:
@@ -329,14 +331,17 @@ class Sweep:
                     continue
                 method, n, seed = body.get("method", "lhs"), body.get("n"), body.get("seed", 0)
                 names = body.get("parameters") or list(self.ranges)
+                if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                    P.add(key + (kind, "parameters"), f"must be a list of parameter names, got {names!r}")
+                    continue
                 if method not in SAMPLE_METHODS:
                     P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(SAMPLE_METHODS)})")
                 if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                     P.add(key + (kind, "n"), f"must be an integer >= 1, got {n!r}")
                 elif n > pts.MAX_AXIS:
                     P.add(key + (kind, "n"), f"must be at most {pts.MAX_AXIS:.0e}, got {n!r}")
-                if isinstance(seed, bool) or not isinstance(seed, int):
-                    P.add(key + (kind, "seed"), f"must be an integer, got {seed!r}")
+                if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                    P.add(key + (kind, "seed"), f"must be an integer >= 0, got {seed!r}")
                 for name in names:
                     if name not in self.ranges:
                         P.add(key + (kind, "parameters"), f"{name!r} is not a parameter with a range")
