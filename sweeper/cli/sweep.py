@@ -80,18 +80,23 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     """Run SPEC into STORE (resumes and extends an existing store of the same spec)."""
     from ..cluster import connect
     from ..sweep import Sweep, run_sweep
+    from ..sweep.runner import prepare_store, writer_lock
 
     if cluster == "mpi":
         # every MPI rank runs this; only the client rank returns from connect()
-        ctx = connect("mpi", interface=interface)
+        with connect("mpi", interface=interface) as client:
+            summary = run_sweep(Sweep.from_file(spec), store, client=client, retry_failed=retry_failed,
+                                progress=not no_progress)
     else:
-        sweep = Sweep.from_file(spec)  # spec errors before any cluster starts
-        ctx = connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
-                      jobs=jobs, queue=queue, account=account, walltime=walltime, interface=interface)
-    with ctx as client:
-        if cluster == "mpi":
-            sweep = Sweep.from_file(spec)
-        summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed, progress=not no_progress)
+        # spec, lock and store errors before any cluster starts
+        sweep = Sweep.from_file(spec)
+        with writer_lock(store):
+            prepare_store(sweep, store)
+            with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
+                         jobs=jobs, queue=queue, account=account, walltime=walltime,
+                         interface=interface) as client:
+                summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
+                                    progress=not no_progress, lock=False)
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")

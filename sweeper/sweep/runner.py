@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -195,20 +195,29 @@ def _default_client(client):
         yield c
 
 
-def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
-              progress: bool = False, max_in_flight: int | None = None) -> RunSummary:
-    """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened."""
-    from distributed import as_completed
-
-    if not isinstance(sweep, Sweep):
-        sweep = Sweep.from_file(sweep)
-    t_start = time.perf_counter()
+def writer_lock(store):
+    """The store's writer lock (its folder created first); a locked store is neither created nor grown."""
     from .lock import StoreLock
     try:
         Path(store).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the folder of {store}: {exc.strerror or exc}") from None
-    with StoreLock(store):  # before prepare_store: a locked store is neither created nor grown
+    return StoreLock(store)
+
+
+def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
+              progress: bool = False, max_in_flight: int | None = None, lock: bool = True) -> RunSummary:
+    """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened.
+
+    ``lock=False`` when the caller already holds :func:`writer_lock` (the CLI takes it before
+    starting a cluster, so that a refused run starts nothing).
+    """
+    from distributed import as_completed
+
+    if not isinstance(sweep, Sweep):
+        sweep = Sweep.from_file(sweep)
+    t_start = time.perf_counter()
+    with writer_lock(store) if lock else nullcontext():
         st = prepare_store(sweep, store)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
@@ -270,7 +279,4 @@ def _progress(total: int, enabled: bool, client):
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
-    link = getattr(client, "dashboard_link", None)
-    if link:
-        print(f"Dask dashboard: {link}", file=sys.stderr)
     return tqdm(total=total, unit="chunk", file=sys.stderr, dynamic_ncols=True)
