@@ -75,11 +75,11 @@ def engine_only(spec_path: Path) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def cli_run(spec_path: Path, store: Path, workers: int) -> float:
+def cli_run(spec_path: Path, store: Path, workers: int, *extra: str) -> float:
     exe = Path(sys.executable).with_name("sweeper")
     t = time.perf_counter()
     subprocess.run([str(exe), "run", str(spec_path), "-o", str(store), "--workers", str(workers),
-                    "--no-progress"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    "--no-progress", *extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
@@ -118,6 +118,8 @@ def main(argv=None) -> int:
         print(f"engine only: {n} points, {engine:.1f} s", file=sys.stderr)
         wall = cli_run(spec, tmp / "e2e.zarr", args.workers)
         print(f"sweeper run: {wall:.1f} s", file=sys.stderr)
+        wall_proc = cli_run(spec, tmp / "e2e-processes.zarr", args.workers, "--processes")
+        print(f"sweeper run --processes: {wall_proc:.1f} s", file=sys.stderr)
 
         mem_rows = []
         small = max(args.workers * 40, args.points // 10)
@@ -148,10 +150,14 @@ def main(argv=None) -> int:
         f"| `sweeper run --workers {args.workers}`, wall, process start to exit | {wall:.1f} |",
         f"| target: 1.25 x ideal | {target:.1f} ({'met' if wall <= target else 'MISSED'}) |",
         f"| Dask + Zarr + start-up overhead (wall - ideal) | {wall - ideal:.1f} ({(wall - ideal) / ideal:.0%} of ideal) |",
+        f"| `sweeper run --workers {args.workers} --processes`, wall | {wall_proc:.1f} "
+        f"(overhead {wall_proc - ideal:.1f}, {(wall_proc - ideal) / ideal:.0%}) |",
         "",
         f"The wall time includes starting the local cluster, importing sweeper and loading the compiled "
-        f"kernels on each worker, creating the store and writing {n} traces; per point that is "
-        f"{wall / n * 1e3:.1f} ms of wall against {engine / n * 1e3:.1f} ms of engine time.",
+        f"kernels, creating the store and writing {n} traces; per point that is "
+        f"{wall / n * 1e3:.1f} ms of wall against {engine / n * 1e3:.1f} ms of engine time. The default "
+        "local workers are threads (the engine releases the GIL); `--processes` starts one process per "
+        "worker, each importing everything and loading the kernels, which is what its extra overhead is.",
         "",
         "## Worker memory",
         "",

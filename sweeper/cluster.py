@@ -39,11 +39,15 @@ def connect(kind: str = "local", *, scheduler: str | None = None, n_workers: int
             worker_lifetime: str | float | None = None, interface: str | None = None,
             local_directory: str | None = None, job_extra: Sequence[str] | None = None,
             memory: str | None = None, log_directory: str | None = None,
-            quiet: bool = False) -> Iterator:
+            processes: bool = False, quiet: bool = False) -> Iterator:
     """Yield a ``distributed.Client`` for ``kind`` ("local", "mpi" or "slurm").
 
     - ``scheduler=ADDRESS``: join a running scheduler (kind must be "local", the default).
-    - "local": a LocalCluster, one single-threaded worker process per core (or ``n_workers``).
+    - "local": a LocalCluster of ``n_workers`` single-threaded workers (default: one per core).
+      They are threads of this process unless ``processes=True``: the engine's compiled time
+      loop releases the GIL, so threads run in parallel and the cluster starts in about a second
+      with one import and one kernel load. Worker processes isolate crashes and GIL-bound user
+      builders, at a few seconds of start-up (each imports everything and loads the kernel).
     - "mpi": call under ``mpiexec``/``srun``; rank 0 becomes the scheduler, ranks >= 2 workers, and
       only rank 1 enters the ``with`` body (the other ranks exit with status 0 once it is done).
     - "slurm": dask-jobqueue worker jobs (``jobs``, default 2); workers retire before the job's
@@ -67,9 +71,9 @@ def connect(kind: str = "local", *, scheduler: str | None = None, n_workers: int
 
         workers = n_workers or CPU_COUNT
         with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                          processes=True, dashboard_address=":0",
+                          processes=processes, dashboard_address=":0",
                           local_directory=local_directory) as cluster, Client(cluster) as client:
-            _announce(client, f"local cluster, {workers} workers", quiet)
+            _announce(client, f"local cluster, {workers} worker {'processes' if processes else 'threads'}", quiet)
             yield client
     elif kind == "mpi":
         size = _mpi_start(interface, threads_per_worker, local_directory)

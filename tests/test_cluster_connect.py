@@ -20,12 +20,38 @@ def whoami(x):
 
 
 def test_local_cluster_has_one_thread_per_worker_process():
-    with connect("local", n_workers=2, quiet=True) as client:
+    with connect("local", n_workers=2, processes=True, quiet=True) as client:
         info = client.scheduler_info()["workers"]
         assert len(info) == 2 and {w["nthreads"] for w in info.values()} == {1}
         results = client.gather(client.map(whoami, range(8)))
     assert [r[0] for r in results] == [x * x for x in range(8)]
     assert os.getpid() not in {r[1] for r in results}  # processes, not threads of this one
+
+
+def test_default_local_cluster_runs_the_engine_on_worker_threads_in_parallel():
+    """Threads by default: the compiled time loop releases the GIL, so two workers overlap."""
+    import threading
+    import time
+
+    from sweeper.engine import simulate
+    from sweeper.io import load_network
+
+    net = load_network(Path(__file__).parent / "data" / "reference" / "cases" / "bmtk_tutorial_2pop_gmres.json")
+    simulate(net)  # load the kernel once
+
+    def spans(_):
+        t = time.perf_counter()
+        rates = simulate(net).rates
+        return t, time.perf_counter(), os.getpid(), threading.get_ident(), float(rates[0, -1])
+
+    with connect("local", n_workers=2, quiet=True) as client:
+        info = client.scheduler_info()["workers"]
+        assert len(info) == 2 and {w["nthreads"] for w in info.values()} == {1}
+        a, b = client.gather([client.submit(spans, k, workers=[w], pure=False) for k, w in enumerate(info)])
+    assert a[2] == b[2] == os.getpid() and a[3] != b[3]  # two threads of this process
+    assert a[4] == b[4] == simulate(net).rates[0, -1]
+    overlap = min(a[1], b[1]) - max(a[0], b[0])
+    assert overlap > 0.5 * min(a[1] - a[0], b[1] - b[0])  # they ran at the same time, not one after the other
 
 
 def test_joining_a_running_scheduler():
