@@ -161,8 +161,9 @@ def main(argv=None) -> int:
         "",
         "## Worker memory",
         "",
-        f"Peak RSS of each worker process (ru_maxrss) after a run on a fresh {args.workers}-worker local "
-        f"cluster, same network at tf {args.memory_tf} s. A chunk is one task and one engine batch.",
+        f"Peak RSS of each worker process (ru_maxrss) after a run on a fresh local cluster of "
+        f"{args.workers} worker processes (so that each worker has a peak of its own), same network at "
+        f"tf {args.memory_tf} s. A chunk is one task and one engine batch.",
         "",
         "| points per chunk | sweep points | peak RSS per worker (MiB) |",
         "|---|---|---|",

@@ -221,15 +221,36 @@ class SweepStore:
         g["status"][sl] = status.astype(np.int8)  # last: a point is done only once its trace is on disk
 
     def extend(self, params: Mapping[str, np.ndarray], ids: np.ndarray):
-        """Append points (same parameters) at the end; new points start pending."""
+        """Append points (same parameters) at the end; new points start pending.
+
+        The point ids are written last: they commit the new points. A run killed before that
+        leaves longer arrays beside them, which :meth:`repair` cuts back."""
         n0, k = self.npoints, len(ids)
         n1 = n0 + k
         g = self.group
-        for name in ("rates", "mean_rate", "final_rate", "status", "error", "point_id", *self.parameters):
+        for name in self.parameters:
+            g[name].resize((n1,))
+            g[name][n0:n1] = np.asarray(params[name])
+        for name in ("rates", "mean_rate", "final_rate", "error", "status", "point_id"):
             arr = g[name]
             arr.resize((n1,) + arr.shape[1:])
         g["point_id"][n0:n1] = np.asarray(ids, dtype=object)
-        for name in self.parameters:
-            g[name][n0:n1] = np.asarray(params[name])
         self.set_meta(completed=None)
         self.consolidate()
+
+    def repair(self) -> int:
+        """Undo an interrupted :meth:`extend`: cut every per-point array back to the points that
+        all arrays have and whose ids are written. Returns how many partly added points went."""
+        g = self.group
+        names = ("rates", "mean_rate", "final_rate", "status", "error", "point_id", *self.parameters)
+        lengths = {name: g[name].shape[0] for name in names}
+        n = min(lengths.values())
+        written = np.flatnonzero(g["point_id"][:n] != "")
+        n = int(written[-1]) + 1 if len(written) else 0
+        if all(length == n for length in lengths.values()):
+            return 0
+        for name in names:
+            if lengths[name] != n:
+                g[name].resize((n,) + g[name].shape[1:])
+        self.consolidate()
+        return max(lengths.values()) - n

@@ -27,7 +27,8 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
             if name not in g:
                 problems.append(f"array {name!r} is missing")
             elif g[name].shape[0] != n:
-                problems.append(f"array {name!r} has {g[name].shape[0]} points, status has {n}")
+                problems.append(f"array {name!r} has {g[name].shape[0]} points, status has {n} (an "
+                                "interrupted extension: `sweeper run` with the spec repairs it)")
         except Exception as exc:  # damaged array metadata
             problems.append(f"array {name!r} unreadable ({type(exc).__name__}: {exc})")
     if problems:

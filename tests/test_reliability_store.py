@@ -157,6 +157,46 @@ def test_lock_of_another_host_or_a_damaged_lock_needs_unlock(tmp_path, client):
 
 
 # --------------------------------------------------------------------------- sweeper verify
+def _by_id(store):
+    g = zarr.open_group(str(store), mode="r")
+    order = np.argsort(g["point_id"][:])
+    return {k: v[:][order] for k, v in g.arrays() if k not in ("time", "population")}
+
+
+@pytest.mark.parametrize("killed_after", ["parameters", "per-point arrays", "id array resized"])
+def test_a_run_killed_while_extending_is_repaired_by_the_next_run(tmp_path, client, killed_after):
+    spec, more = write_spec(tmp_path), write_spec(tmp_path, MORE, "more.yaml")
+    store, clean = tmp_path / "s.zarr", tmp_path / "clean.zarr"
+    run_cli(client, spec, store)
+    before = _by_id(store)
+    # what SweepStore.extend leaves on disk when killed after one of its steps
+    g, st = zarr.open_group(str(store), mode="r+"), SweepStore.open(store)
+    n0, n1 = st.npoints, st.npoints + 2
+    for name in st.parameters:
+        g[name].resize((n1,))
+        g[name][n0:n1] = [1.0, 2.0]
+    if killed_after != "parameters":
+        for name in ("rates", "mean_rate", "final_rate", "error", "status"):
+            g[name].resize((n1,) + g[name].shape[1:])
+    if killed_after == "id array resized":
+        g["point_id"].resize((n1,))
+    assert verify_store(store) != []
+
+    repaired = run_cli(client, more, store)
+    assert repaired.exit_code == 1  # the 2e6-rate points fail, as before
+    assert f"sweeper: {store}: finished undoing an interrupted extension (2 partly added point(s)" in repaired.output
+    assert verify_store(store) == [] and SweepStore.open(store).npoints == 10
+    run_cli(client, more, clean)
+    after, want = _by_id(store), _by_id(clean)
+    assert after.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(after[k], want[k], err_msg=k)
+    # the points computed before the interrupted extension were kept, not computed again
+    assert "(2 computed" in repaired.output
+    kept = np.isin(after["point_id"], before["point_id"])
+    np.testing.assert_array_equal(after["rates"][kept], before["rates"])
+
+
 @pytest.fixture(scope="module")
 def good_store(tmp_path_factory, client):
     folder = tmp_path_factory.mktemp("verify")

@@ -79,6 +79,10 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                                  times=time_axis(sweep, table), attrs=attrs,
                                  dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
     store = SweepStore.open(path, mode="r+")
+    dropped = store.repair()
+    if dropped:
+        print(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
+              "point(s) removed; they are added again now if the spec has them)", file=sys.stderr)
     meta = store.meta
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
