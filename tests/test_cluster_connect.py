@@ -182,3 +182,19 @@ def test_a_worker_job_slurm_refuses_is_a_one_line_error(require_slurm, tmp_path)
         "sweeper: error: --cluster slurm: Slurm refuses the worker job: invalid partition specified: "
         "nosuch allocation failure: Invalid partition name specified")
     assert not squeue_jobs()
+
+
+def test_run_refuses_a_worker_lifetime_longer_than_the_walltime(tmp_path):
+    """Checked before any Slurm job is submitted: one line, exit 2, no traceback."""
+    from click.testing import CliRunner
+
+    from sweeper.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"network: {Path(__file__).parents[1] / 'jobs' / 'networks' / 'single_population.json'}\n"
+                    "parameters: {rate: {path: inputs.bg.rate, values: [10.0, 20.0]}}\n")
+    result = CliRunner().invoke(main, ["run", str(spec), "-o", str(tmp_path / "s.zarr"), "--cluster", "slurm",
+                                       "--walltime", "00:10:00", "--worker-lifetime", "20m"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == ("sweeper: error: --worker-lifetime: worker lifetime '20m' must be "
+                                     "positive and shorter than the job walltime '00:10:00'")

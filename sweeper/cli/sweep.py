@@ -72,14 +72,16 @@ def expand(spec, rows):
 @click.option("--queue", "--partition", "queue", default=None, help="SLURM partition (--cluster slurm).")
 @click.option("--account", default=None, help="SLURM account (--cluster slurm).")
 @click.option("--walltime", default=None, help="SLURM worker job walltime HH:MM:SS (--cluster slurm).")
+@click.option("--worker-lifetime", default=None,
+              help="SLURM workers retire after this long, e.g. 50m (default: walltime minus 10%).")
 @click.option("--interface", default=None, help="Network interface for Dask (e.g. lo, ib0).")
 @click.option("--processes", is_flag=True,
               help="Local workers as separate processes (isolates crashes and slow Python builders; "
                    "slower start). Default: threads of this process.")
 @click.option("--retry-failed", is_flag=True, help="Also recompute points that failed before.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime, interface, processes,
-        retry_failed, no_progress):
+def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime, worker_lifetime, interface,
+        processes, retry_failed, no_progress):
     """Run SPEC into STORE (resumes and extends an existing store of the same spec)."""
     from ..cluster import connect
     from ..sweep import Sweep, run_sweep
@@ -97,7 +99,8 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
             prepare_store(sweep, store)
             with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
                          jobs=jobs, queue=queue, account=account, walltime=walltime,
-                         interface=interface, processes=processes) as client:
+                         worker_lifetime=worker_lifetime, interface=interface,
+                         processes=processes) as client:
                 summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
                                     progress=not no_progress, lock=False)
     c = summary.counts
