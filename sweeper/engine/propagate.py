@@ -12,7 +12,10 @@ shifts it by about w/dv bins, so each (member, population) stores it as a few di
 population's inputs lam change, the diagonals ``V[m] = scale * sum_g lam_g * values`` and
 the main diagonal are assembled once (and kept while the inputs stay); the reset and floor
 rows are rank-1 terms ``(theta_eff . x)/nz`` and ``floor_eff . x``. Loops over a diagonal
-are contiguous, so they vectorise.
+are contiguous, so they vectorise (hot loops index with unsigned integers, which spares
+numba's negative-index checks). The explicit methods' per-step helpers are compiled
+without reference counting (``_nrt=False``: they only index arrays they are given), as
+at 200 bins a reference count update costs about as much as a pass over the density.
 
 Update methods: Taylor series (approx, spec §8.1-8.2) and the matrix exponential (exact,
 §8.3, as a Taylor series over substeps) use matrix-vector products; backward Euler (gmres,
@@ -130,30 +133,118 @@ def _dot(a, x, n):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True)
-def _matvec(x, y, n, lo, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, scale):
-    """y = (scale * J) x, with V and diag assembled at that scale; rows below ``lo`` are
-    known to be 0 (see run_members) and are left alone."""
-    for k in range(lo, n):
+@njit(cache=True, inline='always')
+def _dot_span(a, x, lo, hi, n):
+    """``_dot(a, x, n)`` when ``a[k] * x[k]`` is exactly 0 outside [lo, hi): the same four
+    accumulators (k % 4; the tail beyond the last full group goes to the first) over the
+    span only, so the result is bit-identical."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = n - n % 4
+    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
+    for j in range(lo // 4, min(m, hi + (-hi) % 4) // 4):
+        k = np.uint64(4 * j)
+        s0 += a[k] * x[k]
+        s1 += a[k + u1] * x[k + u1]
+        s2 += a[k + u2] * x[k + u2]
+        s3 += a[k + u3] * x[k + u3]
+    for k in range(np.uint64(max(m, lo)), np.uint64(max(m, lo, hi))):
+        s0 += a[k] * x[k]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline='always')
+def _matvec(x, y, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, scale):
+    """y = (scale * J) x, with V and diag assembled at that scale. Rows and columns below
+    ``lo`` are known to be 0 (see run_members) and are left alone; theff is nonzero only
+    in [tlo, thi). Unsigned indices spare numba's negative-index checks, so the loops
+    vectorise; the arithmetic per row is the same as one diagonal after the other (the
+    main diagonal and the first one share a pass)."""
+    a = lo
+    hi = lo
+    if M > 0:
+        off = doff[0]
+        a = min(n, lo + max(off, 0))
+        hi = max(a, min(n, n + off))
+        uoff = np.uint64(off)
+        z = np.uint64(0)
+        for k in range(np.uint64(a), np.uint64(hi)):
+            y[k] = diag[k] * x[k] + V[z, k] * x[k - uoff]
+    for k in range(np.uint64(lo), np.uint64(a)):
         y[k] = diag[k] * x[k]
-    for m in range(M):
+    for k in range(np.uint64(hi), np.uint64(n)):
+        y[k] = diag[k] * x[k]
+    for m in range(1, M):
         off = doff[m]
-        a = max(lo, off)
+        a = lo + max(off, 0)  # the columns read, k - off, stay at or above lo
         hi = min(n, n + off)
         if hi <= a:
             continue
-        ys = y[a:hi]
-        vs = V[m, a:hi]
-        xs = x[a - off:hi - off]
-        for k in range(hi - a):
-            ys[k] += vs[k] * xs[k]
+        um = np.uint64(m)
+        uoff = np.uint64(off)  # wraps for off < 0: k - uoff is still k - off
+        for k in range(np.uint64(a), np.uint64(hi)):
+            y[k] += V[um, k] * x[k - uoff]
     if has_th:
-        th = scale * _dot(theff, x, n) / nz
+        th = scale * _dot_span(theff, x, max(lo, tlo), thi, n) / nz
         y[zb0] += th
         if zb1 >= 0:
             y[zb1] += th
     if has_fl:
         y[0] += scale * _dot(fleff, x, n)
+
+
+@njit(cache=True, _nrt=False)
+def _taylor_tol(x, term, tmp, lo, n, tl, ordv, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
+                zb0, zb1, nz, dt):
+    """Spec §8.1 in place on x: A = J*dt; term = (A term) / k; x += term until
+    norm(term, ordv) <= tl, with population i's operator (its diagonals' offsets at
+    doff[d0:]). Returns (terms taken, converged). For the max norm only "some |term| > tl"
+    and "some term is NaN" matter, which vectorises (a NaN stops the series and fails it,
+    as max|term| = NaN would)."""
+    diag, doff, V, theff, fleff = diag[i], doff[d0:d0 + M], V[i], theff[i], fleff[i]
+    for k in range(np.uint64(n)):
+        term[k] = x[k]
+    kterm = 0
+    while kterm < MAX_TAYLOR_TERMS:
+        kterm += 1
+        _matvec(term, tmp, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
+        rk = 1.0 / kterm  # term = (A term) / k, as a multiply
+        nan = False
+        big = False
+        for k in range(np.uint64(lo), np.uint64(n)):
+            t_ = tmp[k] * rk
+            term[k] = t_
+            x[k] += t_
+            nan |= t_ != t_
+            big |= abs(t_) > tl
+        if ordv != np.inf:
+            err = _vnorm(term, n, ordv)
+            nan = err != err
+            big = err > tl
+        if nan or not big:
+            return kterm, not nan
+    return kterm, False
+
+
+@njit(cache=True, _nrt=False)
+def _taylor_order(x, term, tmp, lo, n, order, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
+                  zb0, zb1, nz, dt):
+    """Spec §8.2 in place on x: term = (J term) * dt; x += term / m! for m = 1..order
+    (population i's operator, as in :func:`_taylor_tol`)."""
+    diag, doff, V, theff, fleff = diag[i], doff[d0:d0 + M], V[i], theff[i], fleff[i]
+    for k in range(np.uint64(n)):
+        term[k] = x[k]
+    fact = 1.0
+    for mm in range(1, order + 1):
+        fact *= mm
+        _matvec(term, tmp, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
+        inv_f = 1.0 / fact
+        for k in range(np.uint64(lo), np.uint64(n)):
+            t_ = tmp[k] * dt
+            term[k] = t_
+            x[k] = x[k] + inv_f * t_
 
 
 @njit(cache=True)
@@ -284,75 +375,55 @@ def _gauss_seidel(p, ypad, pad, n, lo, dt, tol, inv, achain, M, VT, uoff, cneg, 
     return sweeps
 
 
-@njit(cache=True)
-def _max_abs(x, lo, n):
-    """max |x[lo:n]| with four accumulators; NaN if any entry is NaN."""
-    m0 = 0.0
-    m1 = 0.0
-    m2 = 0.0
-    m3 = 0.0
-    nan = False
-    k = lo
-    while k + 4 <= n:
-        a, b, c, d = abs(x[k]), abs(x[k + 1]), abs(x[k + 2]), abs(x[k + 3])
-        m0 = max(m0, a)
-        m1 = max(m1, b)
-        m2 = max(m2, c)
-        m3 = max(m3, d)
-        nan |= (a != a) | (b != b) | (c != c) | (d != d)
-        k += 4
-    while k < n:
-        a = abs(x[k])
-        m0 = max(m0, a)
-        nan |= a != a
-        k += 1
-    return np.nan if nan else max(max(m0, m1), max(m2, m3))
-
-
-@njit(cache=True)
-def _abs_sum(x, n):
-    """(sum |x|, any x < 0), four accumulators (vectorises)."""
+@njit(cache=True, inline='always')
+def _abs_sum(x, lo, n):
+    """(sum |x|, any x < 0) with four accumulators (k % 4, the tail into the first), over
+    x[lo:n] where x[:lo] is known to be 0 (the result is that of the whole vector)."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     mn = 0.0
     m = n - n % 4
-    for k in range(0, m, 4):
-        a, b, c, d = x[k], x[k + 1], x[k + 2], x[k + 3]
+    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
+    for j in range(lo // 4, m // 4):
+        k = np.uint64(4 * j)
+        a, b, c, d = x[k], x[k + u1], x[k + u2], x[k + u3]
         s0 += abs(a)
         s1 += abs(b)
         s2 += abs(c)
         s3 += abs(d)
         mn = min(mn, min(min(a, b), min(c, d)))
-    for k in range(m, n):
+    for k in range(np.uint64(max(m, lo)), np.uint64(n)):
         s0 += abs(x[k])
         mn = min(mn, x[k])
     return (s0 + s1) + (s2 + s3), mn < 0.0
 
 
-@njit(cache=True)
-def _clip_sum(x, n):
-    """Set negative entries to 0 and return the sum, four accumulators."""
+@njit(cache=True, inline='always')
+def _clip_sum(x, lo, n):
+    """Set negative entries of x[lo:n] to 0 and return the sum, accumulated as _abs_sum."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
     m = n - n % 4
-    for k in range(0, m, 4):
+    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
+    for j in range(lo // 4, m // 4):
+        k = np.uint64(4 * j)
         a = max(x[k], 0.0)
-        b = max(x[k + 1], 0.0)
-        c = max(x[k + 2], 0.0)
-        d = max(x[k + 3], 0.0)
+        b = max(x[k + u1], 0.0)
+        c = max(x[k + u2], 0.0)
+        d = max(x[k + u3], 0.0)
         x[k] = a
-        x[k + 1] = b
-        x[k + 2] = c
-        x[k + 3] = d
+        x[k + u1] = b
+        x[k + u2] = c
+        x[k + u3] = d
         s0 += a
         s1 += b
         s2 += c
         s3 += d
-    for k in range(m, n):
+    for k in range(np.uint64(max(m, lo)), np.uint64(n)):
         a = max(x[k], 0.0)
         x[k] = a
         s0 += a
@@ -364,17 +435,31 @@ def _finish(x, n, theff, check_mass):
     """Mass check of the explicit methods (spec §8.1-8.3), post-step cleanup (§8.5: clip
     negatives, renormalise) and the output rate theta_eff . p (§9), in few passes.
     Returns (status, rate)."""
-    s, neg = _abs_sum(x, n)
+    return _finish_span(x, 0, n, theff.reshape((1, theff.shape[0])), 0, 0, n, check_mass)
+
+
+@njit(cache=True, _nrt=False)
+def _finish_span(x, lo, n, theff, i, tlo, thi, check_mass):
+    """:func:`_finish` with theta_eff = theff[i], where x[:lo] is known to be 0 and theta_eff
+    to be 0 outside [tlo, thi): the passes skip what cannot change the result (a non-finite
+    density takes the full rate dot product, so that failures come out as before)."""
+    theff = theff[i]
+    s, neg = _abs_sum(x, lo, n)
     if check_mass and not abs(s - 1.0) < 1e-12:
         return FAIL_MASS, 0.0
     if neg or abs(s - 1.0) > 1e-15:
-        s = _clip_sum(x, n)
+        # without negatives the clipped sum is s itself (same terms, same order)
+        if neg:
+            s = _clip_sum(x, lo, n)
         if not s > 0.0:
             return FAIL_NEGATIVE_TOTAL, 0.0
         rs = 1.0 / s
-        for k in range(n):
+        for k in range(np.uint64(lo), np.uint64(n)):
             x[k] = x[k] * rs
-    r = _dot(theff, x, n)
+    if not math.isfinite(s):
+        tlo = 0
+        thi = n
+    r = _dot_span(theff, x, tlo, thi, n)
     if not math.isfinite(r):
         return FAIL_NONFINITE, r
     return OK, r
@@ -403,7 +488,7 @@ def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, h
         for k in range(n):
             term[k] = x[k]
         for m in range(1, 100):
-            _matvec(term, work, n, 0, diag, M, doff, V, theff, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
+            _matvec(term, work, 0, n, diag, M, doff, V, theff, 0, n, fleff, has_th, has_fl, zb0, zb1, nz, 1.0)
             tn = 0.0
             xn = 0.0
             for k in range(n):
@@ -416,7 +501,7 @@ def _expm_action(x, n, dt, work, term, diag, M, doff, V, theff, fleff, has_th, h
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _delayed_inputs(b, i, step, g0, ng, lam, pconn_ptr, pconn, c_hoff, c_D, c_kptr, c_ks, c_pk, c_group,
                     c_nsyn, hist):
     """lam_g of population i at this step: delayed source rates times nsyn (spec §6.3, §10)."""
@@ -478,6 +563,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
     flags = np.zeros((P, 2), dtype=np.bool_)
     asm_lam = np.empty((P, gmax + 1))
     asm_ok = np.zeros(P, dtype=np.bool_)
+    tspan = np.zeros((P, 2), dtype=np.int64)  # theff is 0 outside [tspan[i, 0], tspan[i, 1])
+    lo_from = np.zeros(P, dtype=np.int64)  # the density is known to be 0 below this bin
     # exact memo of the last step per population: the same inputs give the same outputs
     prev_in = np.empty(N)
     prev_out = np.empty(N)
@@ -491,6 +578,7 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
         has_prev[:] = False
         has_prev2[:] = False
         asm_ok[:] = False
+        lo_from[:] = 0
         for i in range(n_pop):
             rates[b, i, 0] = rate0[b, i]
         for step in range(1, steps + 1):
@@ -506,10 +594,10 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 _delayed_inputs(b, i, step, g0, ng, lam, pconn_ptr, pconn, c_hoff, c_D, c_kptr, c_ks,
                                 c_pk, c_group, c_nsyn, hist)
                 pp = p[o:o + n]
-                pin = prev_in[o:o + n]
-                pout = prev_out[o:o + n]
                 explicit = m != BACKWARD_EULER
                 if has_prev[i] and not explicit:
+                    pin = prev_in[o:o + n]
+                    pout = prev_out[o:o + n]
                     same = True
                     for g in range(ng):
                         if lam[g] != prev_lam[i, g]:
@@ -524,20 +612,23 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                         newrate[i] = prev_rate[i]
                         continue
                 if not explicit:  # the memo and the extrapolated start of backward Euler
+                    pin = prev_in[o:o + n]
                     prev_prev[o:o + n] = pin
                     has_prev2[i] = has_prev[i]
                     pin[:] = pp
                     for g in range(ng):
                         prev_lam[i, g] = lam[g]
-                th = theff[i, :n]
-                fl = fleff[i, :n]
-                dg = diag[i, :n]
+                # (views of a population's rows are made only where needed: each costs a
+                # reference count update, comparable to a short loop at these sizes)
                 same = asm_ok[i]
                 for g in range(ng):
                     if lam[g] != asm_lam[i, g]:
                         same = False
                 if not same:
                     # effective threshold flux, floor and operator for these inputs
+                    th = theff[i, :n]
+                    fl = fleff[i, :n]
+                    dg = diag[i, :n]
                     has_th = False
                     has_fl = False
                     th[:] = 0.0
@@ -560,6 +651,15 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                                 fl[k] += src[k] * lg
                     flags[i, 0] = has_th
                     flags[i, 1] = has_fl
+                    tlo = 0
+                    thi = 0
+                    for k in range(n):
+                        if th[k] != 0.0:
+                            if thi == 0:
+                                tlo = k
+                            thi = k + 1
+                    tspan[i, 0] = tlo
+                    tspan[i, 1] = thi
                     M = dcnt[b, i]
                     K = ccnt[b, i]
                     c0 = cptr[b, i]
@@ -577,13 +677,19 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 has_th = flags[i, 0]
                 has_fl = flags[i, 1]
                 M = dcnt[b, i]
-                do = doff[dptr[b, i]:dptr[b, i] + M]
                 # with no input moving mass down, bins below the lowest occupied one stay 0
+                # (and those bins stay 0, so the next step's search starts where this one ends)
                 lo = 0
                 if up_only[b, i] and not has_fl:
+                    lo = lo_from[i]
                     while lo < zb0 and pp[lo] == 0.0:
                         lo += 1
+                lo_from[i] = lo
+                tlo = tspan[i, 0]
+                thi = tspan[i, 1]
                 if m == BACKWARD_EULER:
+                    th = theff[i, :n]
+                    fl = fleff[i, :n]
                     x0 = pp
                     if has_prev2[i]:
                         # start from the linear extrapolation p_n + (p_n - p_n-1) while the density
@@ -602,49 +708,21 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     x = ypad[pad:pad + n]
                 else:
                     x = pp  # explicit methods update the density in place
-                    term[:n] = pp
                     if m == APPROX_TOL:
-                        # A = J*dt; term = A term / k; p += term until norm(term) <= tol (spec §8.1)
-                        ordv = normord[b, i]
-                        tl = tol[b, i]
-                        err = np.inf
-                        kterm = 0
-                        while err > tl and kterm < MAX_TAYLOR_TERMS:
-                            kterm += 1
-                            _matvec(term, tmp, n, lo, dg, M, do, V[i], th, fl, has_th, has_fl, zb0, zb1, nz, dt)
-                            rk = 1.0 / kterm  # term = (A term) / k, as a multiply
-                            if ordv == np.inf:
-                                for k in range(lo, n):
-                                    t_ = tmp[k] * rk
-                                    term[k] = t_
-                                    x[k] += t_
-                                err = _max_abs(term, lo, n)
-                            else:
-                                for k in range(lo, n):
-                                    t_ = tmp[k] * rk
-                                    term[k] = t_
-                                    x[k] += t_
-                                err = _vnorm(term, n, ordv)
+                        kterm, ok = _taylor_tol(x, term, tmp, lo, n, tol[b, i], normord[b, i], i, diag, M, doff,
+                                                dptr[b, i], V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
                         work_out[b, i] += kterm
-                        if not err <= tl:
+                        if not ok:
                             status[b] = FAIL_SERIES
                     elif m == APPROX_ORDER:
-                        # term = (J term) * dt; p += term / m! (spec §8.2)
-                        fact = 1.0
-                        for mm in range(1, approx_order[i] + 1):
-                            fact *= mm
-                            _matvec(term, tmp, n, lo, dg, M, do, V[i], th, fl, has_th, has_fl, zb0, zb1, nz, 1.0)
-                            inv_f = 1.0 / fact
-                            for k in range(lo, n):
-                                t_ = tmp[k] * dt
-                                term[k] = t_
-                                x[k] = x[k] + inv_f * t_
+                        _taylor_order(x, term, tmp, lo, n, approx_order[i], i, diag, M, doff, dptr[b, i], V,
+                                      theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
                         work_out[b, i] += approx_order[i]
-                    elif not _expm_action(x, n, dt, tmp, term, dg, M, do, V[i], th, fl,
-                                          has_th, has_fl, zb0, zb1, nz):
+                    elif not _expm_action(x, n, dt, tmp, term, diag[i, :n], M, doff[dptr[b, i]:dptr[b, i] + M], V[i],
+                                          theff[i, :n], fleff[i, :n], has_th, has_fl, zb0, zb1, nz):
                         status[b] = FAIL_SERIES
                 if status[b] == OK:
-                    st, r = _finish(x, n, th, explicit)
+                    st, r = _finish_span(x, lo if explicit else 0, n, theff, i, tlo, thi, explicit)
                     status[b] = st
                     newrate[i] = r
                 if status[b] != OK:
@@ -653,7 +731,7 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     break
                 if not explicit:
                     pp[:] = x
-                    pout[:] = x
+                    prev_out[o:o + n] = x
                     prev_rate[i] = newrate[i]
                     has_prev[i] = True
             if status[b] != OK:
