@@ -19,9 +19,11 @@ at 200 bins a reference count update costs about as much as a pass over the dens
 
 Update methods: Taylor series (approx, spec §8.1-8.2) and the matrix exponential (exact,
 §8.3, as a Taylor series over substeps) use matrix-vector products; backward Euler (gmres,
-§8.4, any exact solver allowed) is solved by Gauss-Seidel sweeps along the leak, see
-:func:`_gauss_seidel`. A backward-Euler step whose inputs (density and lam) are bit-equal
-to the previous step's reuses its result, so steady states cost almost nothing.
+§8.4, any exact solver allowed) is solved by Gauss-Seidel sweeps along the leak (V then
+divided by the diagonal of I - dt J), see :func:`_gauss_seidel`; each step starts from
+an extrapolation of the last densities. A backward-Euler step whose inputs (density and
+lam) are bit-equal to the previous step's reuses its result, so steady states cost
+almost nothing.
 """
 
 from __future__ import annotations
@@ -75,35 +77,23 @@ def _vnorm(x, n, ord_):
 
 
 @njit(cache=True)
-def _assemble(scale, lam, ng, coef, M, K, ctag, cm, cvoff, DV, V, VT, n, lk, gdiag, gbo, diag):
-    """Scaled diagonals (into V[m, :n], or row-major into VT[:n, m] when VT has rows) and
-    the scaled main diagonal: coef[0] = 1 for the leak, coef[1 + g] = lam_g for group g.
-    Loops run over zero-based slices so that numba can vectorise them."""
+def _assemble(scale, lam, ng, coef, M, K, ctag, cm, cvoff, DV, V, n, lk, gdiag, gbo, diag):
+    """Scaled diagonals (into V[m, :n]) and the scaled main diagonal: coef[0] = 1 for the
+    leak, coef[1 + g] = lam_g for group g. Loops run over zero-based slices so that numba
+    can vectorise them."""
     coef[0] = scale
     for g in range(ng):
         coef[g + 1] = scale * lam[g]
-    if VT.shape[0] > 0:
+    for m in range(M):
+        row = V[m]
         for k in range(n):
-            row = VT[k]
-            for m in range(M):
-                row[m] = 0.0
-        for c in range(K):
-            a = coef[ctag[c]]
-            m = cm[c]
-            src = DV[cvoff[c]:cvoff[c] + n]
-            for k in range(n):
-                VT[k, m] += a * src[k]
-    else:
-        for m in range(M):
-            row = V[m]
-            for k in range(n):
-                row[k] = 0.0
-        for c in range(K):
-            a = coef[ctag[c]]
-            row = V[cm[c]]
-            src = DV[cvoff[c]:cvoff[c] + n]
-            for k in range(n):
-                row[k] += a * src[k]
+            row[k] = 0.0
+    for c in range(K):
+        a = coef[ctag[c]]
+        row = V[cm[c]]
+        src = DV[cvoff[c]:cvoff[c] + n]
+        for k in range(n):
+            row[k] += a * src[k]
     for k in range(n):
         diag[k] = -lk[k]
     for g in range(ng):
@@ -248,10 +238,15 @@ def _taylor_order(x, term, tmp, lo, n, order, i, diag, M, doff, d0, V, theff, tl
 
 
 @njit(cache=True)
-def _gs_setup(n, dt, pad, inv, achain, diag, M, doff, VT, uoff, cneg, cpos, theff, fleff, has_th, has_fl,
-              zb0, zb1, nz):
-    """Per-operator part of :func:`_gauss_seidel`: inverse diagonal of I - dt J, the chain
-    coefficients and the column lists of each side. Returns (len(cneg), len(cpos))."""
+def _gs_setup(n, dt, inv, achain, diag, M, doff, V, cols, info, theff, fleff, has_th, has_fl, zb0, zb1, nz):
+    """Per-operator part of :func:`_gauss_seidel`. Divides every row of V by the diagonal
+    of I - dt J (inv holds its inverse) and sets the chain coefficients. For each side of
+    the reset bins (0: below, swept upward; 1: above, swept downward) ``cols[side]`` lists
+    its columns other than the chain one, those pointing against the sweep (they read the
+    previous sweep's values) first, and ``info[4 * side:4 * side + 4]`` = (how many of
+    those, how many pointing the sweep's way, block length = their shortest offset, 1 if
+    the side reads nothing from later in the sweep: then its first sweep is final).
+    info[8:10] is the range of bins where theff is nonzero."""
     zmin = zb0
     zmax = zb0 if zb1 < 0 else zb1
     for k in range(n):
@@ -264,48 +259,72 @@ def _gs_setup(n, dt, pad, inv, achain, diag, M, doff, VT, uoff, cneg, cpos, thef
         inv[0] -= dt * fleff[0]
     for k in range(n):
         inv[k] = 1.0 / inv[k]
-    # the chain column of each side: offset +1 below the reset bins, -1 above them
-    mp = -1
-    mm = -1
     for m in range(M):
-        uoff[m] = np.uint64(pad - doff[m])
-        if doff[m] == 1:
-            mp = m
-        elif doff[m] == -1:
-            mm = m
-    nneg = 0
-    npos = 0
-    for m in range(M):
-        if m != mp:
-            cneg[nneg] = m
-            nneg += 1
-        if m != mm:
-            cpos[npos] = m
-            npos += 1
-    for k in range(n):
-        achain[k] = 0.0
-    if mp >= 0:
-        for k in range(zmin):
-            achain[k] = VT[k, mp] * inv[k]
-    if mm >= 0:
-        for k in range(zmax + 1, n):
-            achain[k] = VT[k, mm] * inv[k]
-    return nneg, npos
+        row = V[m, :n]
+        for k in range(n):
+            row[k] *= inv[k]
+    for side in range(2):
+        sgn = 1 if side == 0 else -1  # offsets of this sign point the sweep's way
+        r0, r1 = (0, zmin) if side == 0 else (zmax + 1, n)
+        chain = -1
+        nlag = 0
+        for m in range(M):
+            if doff[m] == sgn:
+                chain = m
+            elif doff[m] * sgn < 0:
+                cols[side, nlag] = m
+                nlag += 1
+        nlead = 0
+        blk = n
+        for m in range(M):
+            if doff[m] * sgn > 1:
+                cols[side, nlag + nlead] = m
+                nlead += 1
+                blk = min(blk, doff[m] * sgn)
+        final = not (side == 0 and has_fl and zmin > 0)
+        for j in range(nlag):
+            row = V[cols[side, j]]
+            for k in range(r0, r1):
+                if row[k] != 0.0:
+                    final = False
+                    break
+        info[4 * side] = nlag
+        info[4 * side + 1] = nlead
+        info[4 * side + 2] = blk
+        info[4 * side + 3] = 1 if final else 0
+        for k in range(r0, r1):
+            achain[k] = 0.0 if chain < 0 else V[chain, k]
+    for z in range(zmin, zmax + 1):
+        achain[z] = 0.0
+    t0 = 0
+    t1 = n if has_th else 0
+    while t0 < t1 and theff[t0] == 0.0:
+        t0 += 1
+    while t1 > t0 and theff[t1 - 1] == 0.0:
+        t1 -= 1
+    info[8] = t0
+    info[9] = t1
 
 
-@njit(cache=True)
-def _gauss_seidel(p, ypad, pad, n, lo, dt, tol, inv, achain, M, VT, uoff, cneg, nneg, cpos, npos,
-                  theff, fleff, has_th, has_fl, zb0, zb1, nz, x0):
-    """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order.
+@njit(cache=True, fastmath={"contract"})
+def _gauss_seidel(p, ypad, pad, n, lo, dt, lim, inv, achain, M, V, doff, cols, info,
+                  theff, fleff, has_th, has_fl, zb0, zb1, nz, x0, s, pinv):
+    """Backward Euler ``(I - dt J) y = p`` by Gauss-Seidel sweeps in leak order, until a
+    sweep changes y by at most ``lim`` (2-norm).
 
     The leak moves mass one bin toward 0 V from both sides, so each sweep goes up the bins
     below the reset bins, down the bins above them, and ends with the reset bins: the
     stiff leak is then exactly triangular and only jumps that point against the sweep lag
-    (I - dt J is an M-matrix, so the sweeps converge). The neighbour just updated enters
-    through a register (``achain``, from :func:`_gs_setup`), which keeps the sweep's
-    dependency chain to one multiply-add per bin. VT holds the diagonals row by row;
-    ``ypad[pad:pad + n]`` is the solution, zero-padded so that the row loops need no bounds
-    branches. The reset and floor rows are rank-1 (their dot products are taken fresh when
+    (I - dt J is an M-matrix, so the sweeps converge). V comes divided by the diagonal
+    (see :func:`_gs_setup`). The neighbour just updated enters through ``achain``, so the
+    sequential part of a sweep is one fused multiply-add per bin. All other columns are
+    summed into ``s`` by contiguous (vectorised) loops over the diagonals V[m]: those
+    pointing against the sweep over the whole side at once, the others a block of bins at
+    a time, a block being no longer than their shortest offset, so that every read sees
+    the same value as in bin-by-bin Gauss-Seidel. A side that reads nothing from later in
+    the sweep is final after the first sweep and is skipped afterwards.
+    ``ypad[pad:pad + n]`` is the solution, zero-padded so that shifted slices stay in
+    bounds. The reset and floor rows are rank-1 (their dot products are taken fresh when
     those rows come up).
 
     Bins below ``lo`` (under the reset bins) are known to stay exactly 0 and are skipped.
@@ -314,54 +333,84 @@ def _gauss_seidel(p, ypad, pad, n, lo, dt, tol, inv, achain, M, VT, uoff, cneg, 
     """
     zmin = zb0
     zmax = zb0 if zb1 < 0 else zb1
-    lim = tol * math.sqrt(_dot(p, p, n))
+    t0 = info[8]
+    nt = info[9] - t0
     yv = ypad[pad:pad + n]
     for k in range(lo):
         yv[k] = 0.0
     for k in range(lo, n):
         yv[k] = x0[k]
+        pinv[k] = p[k] * inv[k]
     sweeps = 0
     for it in range(MAX_SWEEPS):
         delta2 = 0.0
-        fl = _dot(fleff, yv, n) if (has_fl and zmin > 0) else 0.0
-        yprev = 0.0
-        for k in range(lo, zmin):  # below the reset bins, upward
-            ku = np.uint64(k)
-            s = p[k]
-            for j in range(nneg):
-                m = cneg[j]
-                s += VT[ku, m] * ypad[ku + uoff[m]]
-            if k == 0 and has_fl:
-                s += dt * (fl - fleff[0] * yv[0])
-            ynew = s * inv[k] + achain[k] * yprev
-            d = ynew - yv[k]
-            delta2 += d * d
-            yv[k] = ynew
-            yprev = ynew
-        yprev = 0.0
-        for k in range(n - 1, zmax, -1):  # above the reset bins, downward
-            ku = np.uint64(k)
-            s = p[k]
-            for j in range(npos):
-                m = cpos[j]
-                s += VT[ku, m] * ypad[ku + uoff[m]]
-            ynew = s * inv[k] + achain[k] * yprev
-            d = ynew - yv[k]
-            delta2 += d * d
-            yv[k] = ynew
-            yprev = ynew
-        th = _dot(theff, yv, n) if has_th else 0.0
+        for side in range(2):
+            r0, r1 = (lo, zmin) if side == 0 else (zmax + 1, n)
+            nlag = info[4 * side]
+            nlead = info[4 * side + 1]
+            blk = info[4 * side + 2]
+            if r1 <= r0 or (it > 0 and info[4 * side + 3]):
+                continue
+            w = r1 - r0
+            sb = s[r0:r1]
+            pb = pinv[r0:r1]
+            for k in range(w):
+                sb[k] = pb[k]
+            for j in range(nlag):  # against the sweep: this sweep has not reached them yet
+                m = cols[side, j]
+                vs = V[m, r0:r1]
+                a = pad + r0 - doff[m]
+                ys = ypad[a:a + w]
+                for k in range(w):
+                    sb[k] += vs[k] * ys[k]
+            if side == 0 and r0 == 0 and has_fl:
+                s[0] += inv[0] * dt * (_dot(fleff, yv, n) - fleff[0] * yv[0])
+            yprev = 0.0
+            nb = (w + blk - 1) // blk
+            for bi in range(nb):
+                if side == 0:
+                    k0 = r0 + bi * blk
+                    k1 = min(r1, k0 + blk)
+                else:
+                    k1 = r1 - bi * blk
+                    k0 = max(r0, k1 - blk)
+                wb = k1 - k0
+                sb = s[k0:k1]
+                for j in range(nlag, nlag + nlead):  # the sweep's way: final in earlier blocks
+                    m = cols[side, j]
+                    vs = V[m, k0:k1]
+                    a = pad + k0 - doff[m]
+                    ys = ypad[a:a + wb]
+                    for k in range(wb):
+                        sb[k] += vs[k] * ys[k]
+                ab = achain[k0:k1]
+                yb = yv[k0:k1]
+                if side == 0:
+                    for k in range(wb):
+                        ynew = sb[k] + ab[k] * yprev
+                        d = ynew - yb[k]
+                        delta2 += d * d
+                        yb[k] = ynew
+                        yprev = ynew
+                else:
+                    for k in range(wb - 1, -1, -1):
+                        ynew = sb[k] + ab[k] * yprev
+                        d = ynew - yb[k]
+                        delta2 += d * d
+                        yb[k] = ynew
+                        yprev = ynew
+        th = _dot(theff[t0:t0 + nt], yv[t0:t0 + nt], nt) if has_th else 0.0
         for z in range(zmin, zmax + 1):  # the reset bins, with the rank-1 rows
-            zu = np.uint64(z)
-            s = p[z]
+            sz = pinv[z]
             for m in range(M):
-                s += VT[zu, m] * ypad[zu + uoff[m]]
+                sz += V[m, z] * ypad[pad + z - doff[m]]
             yz = yv[z]
+            extra = 0.0
             if has_th:
-                s += dt * (th - theff[z] * yz) / nz
+                extra += dt * (th - theff[z] * yz) / nz
             if has_fl and z == 0:
-                s += dt * (_dot(fleff, yv, n) - fleff[0] * yz)
-            ynew = s * inv[z]
+                extra += dt * (_dot(fleff, yv, n) - fleff[0] * yz)
+            ynew = sz + inv[z] * extra
             d = ynew - yz
             delta2 += d * d
             yv[z] = ynew
@@ -543,23 +592,20 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 pad = max(pad, abs(doff[m]))
     term = np.empty(nmax)
     tmp = np.empty(nmax)
+    tmp2 = np.empty(nmax)
     ypad = np.zeros(nmax + 2 * pad)
     coef = np.empty(gmax + 1)
     lam = np.empty(gmax + 1)
     newrate = np.empty(n_pop)
     # per population: the operator assembled for the current inputs (reused while they stay)
     V = np.empty((P, mmax, nmax))
-    VT = np.empty((P, nmax, mmax))
-    no_rows = np.empty((0, mmax))
     diag = np.empty((P, nmax))
     theff = np.empty((P, nmax))
     fleff = np.empty((P, nmax))
     inv = np.empty((P, nmax))
     achain = np.empty((P, nmax))
-    uoff = np.empty((P, mmax), dtype=np.uint64)
-    cneg = np.empty((P, mmax), dtype=np.int64)
-    cpos = np.empty((P, mmax), dtype=np.int64)
-    ncols = np.zeros((P, 2), dtype=np.int64)
+    cols = np.empty((P, 2, mmax), dtype=np.int64)
+    sweep_info = np.zeros((P, 10), dtype=np.int64)
     flags = np.zeros((P, 2), dtype=np.bool_)
     asm_lam = np.empty((P, gmax + 1))
     asm_ok = np.zeros(P, dtype=np.bool_)
@@ -569,14 +615,17 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
     prev_in = np.empty(N)
     prev_out = np.empty(N)
     prev_prev = np.empty(N)
+    prev_prev2 = np.empty(N)
     prev_lam = np.empty((P, gmax + 1))
     prev_rate = np.empty(P)
     has_prev = np.zeros(P, dtype=np.bool_)
     has_prev2 = np.zeros(P, dtype=np.bool_)
+    has_prev3 = np.zeros(P, dtype=np.bool_)
     for b in range(B):
         p = p0[b].copy()
         has_prev[:] = False
         has_prev2[:] = False
+        has_prev3[:] = False
         asm_ok[:] = False
         lo_from[:] = 0
         for i in range(n_pop):
@@ -613,6 +662,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                         continue
                 if not explicit:  # the memo and the extrapolated start of backward Euler
                     pin = prev_in[o:o + n]
+                    prev_prev2[o:o + n] = prev_prev[o:o + n]
+                    has_prev3[i] = has_prev2[i]
                     prev_prev[o:o + n] = pin
                     has_prev2[i] = has_prev[i]
                     pin[:] = pp
@@ -665,14 +716,10 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     c0 = cptr[b, i]
                     scale = dt if (m == BACKWARD_EULER or m == APPROX_TOL) else 1.0
                     _assemble(scale, lam, ng, coef, M, K, ctag[c0:c0 + K], cm[c0:c0 + K], cvoff[c0:c0 + K], DV,
-                              V[i], VT[i] if m == BACKWARD_EULER else no_rows, n, leak[b, o:o + n], gdiag[b],
-                              gboff[g0:g0 + ng], dg)
+                              V[i], n, leak[b, o:o + n], gdiag[b], gboff[g0:g0 + ng], dg)
                     if m == BACKWARD_EULER:
-                        nn, npos_ = _gs_setup(n, dt, pad, inv[i], achain[i], dg, M, doff[dptr[b, i]:dptr[b, i] + M],
-                                              VT[i], uoff[i], cneg[i], cpos[i], th, fl, has_th, has_fl,
-                                              zb0, zb1, nz)
-                        ncols[i, 0] = nn
-                        ncols[i, 1] = npos_
+                        _gs_setup(n, dt, inv[i], achain[i], dg, M, doff[dptr[b, i]:dptr[b, i] + M], V[i], cols[i],
+                                  sweep_info[i], th, fl, has_th, has_fl, zb0, zb1, nz)
                     asm_ok[i] = True
                 has_th = flags[i, 0]
                 has_fl = flags[i, 1]
@@ -691,20 +738,29 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     th = theff[i, :n]
                     fl = fleff[i, :n]
                     x0 = pp
+                    pp2 = _dot(pp, pp, n)
                     if has_prev2[i]:
-                        # start from the linear extrapolation p_n + (p_n - p_n-1) while the density
-                        # still moves; near a steady state from p_n, so that fixed points are exact
+                        # start from the extrapolation of the last densities (linear, quadratic
+                        # once there are three) while the density still moves; near a steady
+                        # state from p_n, so that fixed points are exact
                         pq = prev_prev[o:o + n]
-                        d2 = 0.0
+                        dp = term[:n]
                         for k in range(n):
-                            d2 += (pp[k] - pq[k]) ** 2
-                        if d2 > (EXTRAP * tol[b, i]) ** 2 * _dot(pp, pp, n):
-                            for k in range(n):
-                                term[k] = 2.0 * pp[k] - pq[k]
-                            x0 = term[:n]
-                    work_out[b, i] += _gauss_seidel(pp, ypad, pad, n, lo, dt, tol[b, i], inv[i], achain[i], M, VT[i],
-                                                    uoff[i], cneg[i], ncols[i, 0], cpos[i], ncols[i, 1],
-                                                    th, fl, has_th, has_fl, zb0, zb1, nz, x0)
+                            dp[k] = pp[k] - pq[k]
+                        if _dot(dp, dp, n) > (EXTRAP * tol[b, i]) ** 2 * pp2:
+                            if has_prev3[i]:  # p_n + 2 (p_n - p_n-1) - (p_n-1 - p_n-2)
+                                pr = prev_prev2[o:o + n]
+                                for k in range(n):
+                                    dp[k] = 3.0 * dp[k] + pr[k]
+                            else:  # p_n + (p_n - p_n-1)
+                                for k in range(n):
+                                    dp[k] = pp[k] + dp[k]
+                            x0 = dp
+                    lim = tol[b, i] * math.sqrt(pp2)  # relative to ||p||_2, as GMRES's rtol (spec §8.4)
+                    work_out[b, i] += _gauss_seidel(pp, ypad, pad, n, lo, dt, lim, inv[i], achain[i], M, V[i],
+                                                    doff[dptr[b, i]:dptr[b, i] + M],
+                                                    cols[i], sweep_info[i], th, fl, has_th, has_fl, zb0, zb1, nz,
+                                                    x0, tmp, tmp2)
                     x = ypad[pad:pad + n]
                 else:
                     x = pp  # explicit methods update the density in place
