@@ -262,11 +262,16 @@ def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds, probes) -
         f"cache load and a small network); a warm call {warm * 1e3:.1f} ms.",
         "",
         "How the engine gets there: operators are stored as a few diagonals (the leak moves mass one "
-        "bin, a weight w shifts it by ~w/dv bins) plus rank-1 reset/floor rows, never dense; gmres "
-        "(backward Euler) is solved exactly by Gauss-Seidel sweeps ordered along the leak (toward "
-        "0 V from both sides), so the stiff leak is triangular and a sweep costs O(n); a step whose "
-        "inputs (density and input rates) are bit-identical to the previous step's reuses its result "
-        "(steady states); the whole time loop of every batch member runs in one compiled call.",
+        "bin, a weight w shifts it by ~w/dv bins) plus rank-1 reset/floor rows, never dense, and "
+        "assembled only when a population's inputs change. Taylor steps (approx) are diagonal-by-"
+        "diagonal passes that vectorise, with the threshold dot product over theta's nonzero span "
+        "only. gmres (backward Euler) is solved exactly by Gauss-Seidel sweeps ordered along the leak "
+        "(toward 0 V from both sides), so the stiff leak is triangular; jumps that point against the "
+        "sweep are summed a whole diagonal at a time, jumps that point along it in blocks shorter than "
+        "their offset, leaving one multiply-add per bin in sequence; the start is extrapolated from "
+        "the last densities. A backward-Euler step whose inputs (density and input rates) are "
+        "bit-identical to the previous step's reuses its result (steady states). The whole time loop "
+        "of every batch member runs in one compiled call (numba) that releases the GIL.",
         "",
     ]
     return "\n".join(lines)
