@@ -237,6 +237,24 @@ def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(
     print("kills (moment, done points after):", history)
 
 
+def test_ctrl_c_stops_the_run_with_a_message_keeps_its_points_and_a_rerun_resumes(tmp_path, client, reference):
+    spec, store = write_spec(tmp_path), tmp_path / "s.zarr"
+    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "2", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(proc, lambda: store.exists() and SweepStore.open(store).counts()["done"] > 0, "a finished chunk")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    counts = assert_only_correct_points(store, reference)
+    assert proc.returncode == 130 and "Traceback" not in err and "WARNING" not in err, err
+    assert err.splitlines()[-1] == (f"sweeper: interrupted; {store} keeps {counts['done']} done and "
+                                    f"{counts['failed']} failed points ({counts['pending']} pending): run the "
+                                    "same command again to resume")
+    assert counts["pending"] > 0 and not lock_path(store).exists()
+    summary = run_sweep(Sweep.from_file(spec), store, client=client)
+    assert summary.ok and summary.computed == counts["pending"]
+    assert_same_store(store, reference)
+
+
 # --------------------------------------------------------------------------- 6. disk full / read-only
 @pytest.fixture
 def tmpfs(tmp_path):

@@ -95,14 +95,25 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     else:
         # spec, lock and store errors before any cluster starts
         sweep = Sweep.from_file(spec)
-        with writer_lock(store):
-            prepare_store(sweep, store)
-            with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
-                         jobs=jobs, queue=queue, account=account, walltime=walltime,
-                         worker_lifetime=worker_lifetime, interface=interface,
-                         processes=processes) as client:
-                summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                    progress=not no_progress, lock=False)
+        try:
+            with writer_lock(store):
+                prepare_store(sweep, store)
+                with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
+                             jobs=jobs, queue=queue, account=account, walltime=walltime,
+                             worker_lifetime=worker_lifetime, interface=interface,
+                             processes=processes) as client:
+                    try:
+                        summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
+                                            progress=not no_progress, lock=False)
+                    except KeyboardInterrupt:
+                        _quiet_dask()  # the cancelled tasks' warnings while the cluster closes
+                        raise
+        except KeyboardInterrupt:
+            from ..store import SweepStore
+            c = SweepStore.open(store).counts()
+            click.echo(f"sweeper: interrupted; {store} keeps {c['done']} done and {c['failed']} failed points "
+                       f"({c['pending']} pending): run the same command again to resume", err=True)
+            sys.exit(130)
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
@@ -114,6 +125,12 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
             click.echo(f"  ... and {len(summary.failures) - 20} more (see `sweeper status {store}`)", err=True)
     if not summary.ok:
         sys.exit(1)
+
+
+def _quiet_dask() -> None:
+    import logging
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @main.command()
