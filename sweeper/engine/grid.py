@@ -7,6 +7,7 @@ exactly 0.0 decides whether reset mass goes to one bin or two (spec §4.1-4.2).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,27 +59,33 @@ def check_grid(v_min: float, v_max: float, dv: float, where: str = "grid") -> No
         v_min, v_max, dv = float(v_min), float(v_max), float(dv)
     except (TypeError, ValueError):
         raise ModelError(f"v_min, v_max and dv must be numbers, got {v_min!r}, {v_max!r}, {dv!r}", where) from None
+    problem = _grid_problem(v_min, v_max, dv)
+    if problem:
+        raise ModelError(problem, where)
+
+
+@lru_cache(maxsize=1024)
+def _grid_problem(v_min: float, v_max: float, dv: float) -> str:
+    """What is wrong with a grid ("" when it is usable); cached, as sweeps repeat grids."""
     if not all(math.isfinite(x) for x in (v_min, v_max, dv)):
-        raise ModelError(f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} must be finite", where)
+        return f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} must be finite"
     if not dv > 0:
-        raise ModelError(f"dv must be > 0, got {dv!r}", where)
+        return f"dv must be > 0, got {dv!r}"
     if not v_min < v_max:
-        raise ModelError(f"v_min ({v_min!r}) must be less than v_max ({v_max!r})", where)
+        return f"v_min ({v_min!r}) must be less than v_max ({v_max!r})"
     m = n_bins(v_min, v_max, dv)
     if m > MAX_BINS:
-        raise ModelError(f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} gives {m} bins "
-                         f"(more than {MAX_BINS})", where)
+        return f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} gives {m} bins (more than {MAX_BINS})"
     e = edges(v_min, v_max, dv)
     last = e[-1] - e[-2]
     if last <= DEGENERATE * dv:
-        raise ModelError(
-            f"degenerate grid: v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} makes the last bin "
-            f"{last:.3g} V wide ((v_max - v_min)/dv = {(v_max - v_min) / dv!r} is just above an "
-            f"integer); change dv or v_min slightly", where)
+        return (f"degenerate grid: v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} makes the last bin "
+                f"{last:.3g} V wide ((v_max - v_min)/dv = {(v_max - v_min) / dv!r} is just above an "
+                f"integer); change dv or v_min slightly")
     widths = np.diff(e)
     if np.any(widths <= 0):  # cannot happen after the test above, but never simulate it
-        raise ModelError(f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} gives a bin of width "
-                         f"{widths.min():.3g}", where)
+        return f"v_min={v_min!r}, v_max={v_max!r}, dv={dv!r} gives a bin of width {widths.min():.3g}"
+    return ""
 
 
 def initial_density(e: np.ndarray, values, probs, where: str = "p0") -> np.ndarray:

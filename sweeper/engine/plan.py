@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ModelError
-from ..model import ConstantRate, ExternalPopulation, InternalPopulation, Network
+from ..model import ConstantRate, Dist, ExternalPopulation, InternalPopulation, Network
 from .delays import delay_kernel
 from .grid import edges, initial_density, zero_bins
 from .operators import jump_operator, leak_dest, leak_rates
@@ -68,7 +68,7 @@ def structure_key(net: Network):
     conns = active_connections(net)
     groups = _groups(net, conns)
     ctuple = tuple((index.get(c.source, -1), index.get(c.target, -1),
-                    delay_kernel(c.delays, sim.dt)[0] if sim.dt else (),
+                    _delay_kernel(c.delays.values, c.delays.probs, float(sim.dt))[0] if sim.dt else (),
                     c.delay_queue is not None, g) for c, g in zip(conns, groups))
     return (float(sim.t0), float(sim.tf), float(sim.dt), tuple(pops), ctuple)
 
@@ -138,6 +138,26 @@ def _diagonals(dest: np.ndarray, lk: np.ndarray, jumps: list):
     merged = np.array([index[keys[c][1]] for c in order], dtype=np.int64)
     values = np.array([vecs[c] for c in order]).reshape(len(order), n)
     return np.array(offsets, dtype=np.int64), tags, merged, values
+
+
+@lru_cache(maxsize=1024)
+def _pop_diagonals(grid: tuple, tau: tuple, jump_keys: tuple):
+    """:func:`_diagonals` of a population with grid (v_min, v_max, dv), tau_m (values, probs)
+    and one (values, probs) weight key per input group, and whether no input moves mass
+    down (cached: members of a sweep often share them)."""
+    jumps = [_jump(*grid, *key) for key in jump_keys]
+    offsets, tags, merged, values = _diagonals(_grid(*grid)[2], _leak(*grid, *tau), jumps)
+    up_only = not any((J.offsets < 0).any() or J.floor.any() for J in jumps)
+    values = values.ravel()
+    for arr in (offsets, tags, merged, values):
+        arr.setflags(write=False)
+    return offsets, tags, merged, values, up_only
+
+
+@lru_cache(maxsize=1024)
+def _delay_kernel(values: tuple, probs: tuple, dt: float):
+    """:func:`delay_kernel` of a delay distribution, cached (called per member and connection)."""
+    return delay_kernel(Dist(values, probs), dt)
 
 
 def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
@@ -250,12 +270,13 @@ def build_plan(nets: list[Network]) -> Plan:
         pops = {p.name: p for p in net.populations}
         conns = active_connections(net)
         jumps: dict[int, object] = {}
+        jkeys: dict[int, tuple] = {}
         for c, g in zip(conns, _groups(net, conns)):
             gg = gmap[g]
             if gg not in jumps:
                 tp = pops[c.target]
-                J = jumps[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv),
-                                      c.weights.values, c.weights.probs)
+                jkeys[gg] = (c.weights.values, c.weights.probs)
+                J = jumps[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv), *jkeys[gg])
                 theta[b, gboff[gg]:gboff[gg + 1]] = J.theta
                 floor[b, gboff[gg]:gboff[gg + 1]] = J.floor
                 gdiag[b, gboff[gg]:gboff[gg + 1]] = J.diag
@@ -274,22 +295,23 @@ def build_plan(nets: list[Network]) -> Plan:
             tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
             normord[b, i] = float(p.norm)
             gs = range(gstart[i], gstart[i + 1])
-            offsets, tags, merged, values = _diagonals(grids[i][2], lk, [jumps[g] for g in gs])
+            offsets, tags, merged, values, up = _pop_diagonals(
+                grid, (p.tau_m.values, p.tau_m.probs), tuple(jkeys[g] for g in gs))
             dptr[b, i], dcnt[b, i] = noff, len(offsets)
             # no input moves mass down: then nothing reaches the bins below the density's
             # lowest occupied bin (under the reset bins), and the kernel skips them exactly
-            up_only[b, i] = not any((jumps[g].offsets < 0).any() or jumps[g].floor.any() for g in gs)
+            up_only[b, i] = up
             cptr[b, i], ccnt[b, i] = ncon, len(tags)
             offs_l.append(offsets)
             tags_l.append(tags)
             merged_l.append(merged)
-            vals_l.append(values.ravel())
+            vals_l.append(values)
             noff += len(offsets)
             ncon += len(tags)
         for k, ename in enumerate(eidx):
             ext_now[b, k] = _rate_values(pops[ename].rate, t, f"{name}: populations[{ename!r}].rate")
         for ci, c in enumerate(conns):
-            ks, pk = delay_kernel(c.delays, dt)
+            ks, pk = _delay_kernel(c.delays.values, c.delays.probs, dt)
             c_pk[b, c_kptr[ci]:c_kptr[ci + 1]] = pk
             c_nsyn[b, ci] = float(c.nsyn)
             D = int(c_D[ci])

@@ -123,26 +123,15 @@ def _dot(a, x, n):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True, fastmath={"reassoc"}, _nrt=False)
 def _dot_span(a, x, lo, hi, n):
-    """``_dot(a, x, n)`` when ``a[k] * x[k]`` is exactly 0 outside [lo, hi): the same four
-    accumulators (k % 4; the tail beyond the last full group goes to the first) over the
-    span only, so the result is bit-identical."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    m = n - n % 4
-    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
-    for j in range(lo // 4, min(m, hi + (-hi) % 4) // 4):
-        k = np.uint64(4 * j)
-        s0 += a[k] * x[k]
-        s1 += a[k + u1] * x[k + u1]
-        s2 += a[k + u2] * x[k + u2]
-        s3 += a[k + u3] * x[k + u3]
-    for k in range(np.uint64(max(m, lo)), np.uint64(max(m, lo, hi))):
-        s0 += a[k] * x[k]
-    return (s0 + s1) + (s2 + s3)
+    """``_dot(a, x, n)`` up to rounding when ``a[k] * x[k]`` is 0 outside [lo, hi): the sum
+    over the span only, regrouped (fastmath 'reassoc' on this function only) so that it
+    vectorises; the grouping depends only on lo and hi, so results stay reproducible."""
+    s = 0.0
+    for k in range(np.uint64(lo), np.uint64(max(lo, min(hi, n)))):
+        s += a[k] * x[k]
+    return s
 
 
 @njit(cache=True, inline='always')
@@ -186,13 +175,14 @@ def _matvec(x, y, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_f
 
 
 @njit(cache=True, _nrt=False)
-def _taylor_tol(x, term, tmp, lo, n, tl, ordv, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
+def _taylor_tol(p, o, term, tmp, lo, n, tl, ordv, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
                 zb0, zb1, nz, dt):
-    """Spec §8.1 in place on x: A = J*dt; term = (A term) / k; x += term until
+    """Spec §8.1 in place on x = p[o:o + n]: A = J*dt; term = (A term) / k; x += term until
     norm(term, ordv) <= tl, with population i's operator (its diagonals' offsets at
-    doff[d0:]). Returns (terms taken, converged). For the max norm only "some |term| > tl"
-    and "some term is NaN" matter, which vectorises (a NaN stops the series and fails it,
-    as max|term| = NaN would)."""
+    doff[d0:]). Returns (terms taken, converged). For the max norm only "some |term| > tl
+    or NaN" matters, one comparison per entry (vectorises); a NaN never leaves the terms, so
+    such a series runs to MAX_TAYLOR_TERMS and fails, as max|term| = NaN would."""
+    x = p[o:o + n]
     diag, doff, V, theff, fleff = diag[i], doff[d0:d0 + M], V[i], theff[i], fleff[i]
     for k in range(np.uint64(n)):
         term[k] = x[k]
@@ -207,8 +197,7 @@ def _taylor_tol(x, term, tmp, lo, n, tl, ordv, i, diag, M, doff, d0, V, theff, t
             t_ = tmp[k] * rk
             term[k] = t_
             x[k] += t_
-            nan |= t_ != t_
-            big |= abs(t_) > tl
+            big |= not abs(t_) <= tl
         if ordv != np.inf:
             err = _vnorm(term, n, ordv)
             nan = err != err
@@ -219,10 +208,11 @@ def _taylor_tol(x, term, tmp, lo, n, tl, ordv, i, diag, M, doff, d0, V, theff, t
 
 
 @njit(cache=True, _nrt=False)
-def _taylor_order(x, term, tmp, lo, n, order, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
+def _taylor_order(p, o, term, tmp, lo, n, order, i, diag, M, doff, d0, V, theff, tlo, thi, fleff, has_th, has_fl,
                   zb0, zb1, nz, dt):
-    """Spec §8.2 in place on x: term = (J term) * dt; x += term / m! for m = 1..order
+    """Spec §8.2 in place on x = p[o:o + n]: term = (J term) * dt; x += term / m! for m = 1..order
     (population i's operator, as in :func:`_taylor_tol`)."""
+    x = p[o:o + n]
     diag, doff, V, theff, fleff = diag[i], doff[d0:d0 + M], V[i], theff[i], fleff[i]
     for k in range(np.uint64(n)):
         term[k] = x[k]
@@ -424,59 +414,29 @@ def _gauss_seidel(p, ypad, pad, n, lo, dt, lim, inv, achain, M, V, doff, cols, i
     return sweeps
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True, fastmath={"reassoc"}, _nrt=False)
 def _abs_sum(x, lo, n):
-    """(sum |x|, any x < 0) with four accumulators (k % 4, the tail into the first), over
-    x[lo:n] where x[:lo] is known to be 0 (the result is that of the whole vector)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    mn = 0.0
-    m = n - n % 4
-    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
-    for j in range(lo // 4, m // 4):
-        k = np.uint64(4 * j)
-        a, b, c, d = x[k], x[k + u1], x[k + u2], x[k + u3]
-        s0 += abs(a)
-        s1 += abs(b)
-        s2 += abs(c)
-        s3 += abs(d)
-        mn = min(mn, min(min(a, b), min(c, d)))
-    for k in range(np.uint64(max(m, lo)), np.uint64(n)):
-        s0 += abs(x[k])
-        mn = min(mn, x[k])
-    return (s0 + s1) + (s2 + s3), mn < 0.0
+    """(sum |x[lo:n]|, whether some entry is negative). The additions may be regrouped
+    (fastmath 'reassoc' on this function only) so that the sum vectorises; the grouping
+    depends only on lo and n, so a member's result is the same alone or in any batch."""
+    s = 0.0
+    neg = False
+    for k in range(np.uint64(lo), np.uint64(n)):
+        a = x[k]
+        s += abs(a)
+        neg |= a < 0.0
+    return s, neg
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True, fastmath={"reassoc"}, _nrt=False)
 def _clip_sum(x, lo, n):
-    """Set negative entries of x[lo:n] to 0 and return the sum, accumulated as _abs_sum."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    m = n - n % 4
-    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
-    for j in range(lo // 4, m // 4):
-        k = np.uint64(4 * j)
-        a = max(x[k], 0.0)
-        b = max(x[k + u1], 0.0)
-        c = max(x[k + u2], 0.0)
-        d = max(x[k + u3], 0.0)
-        x[k] = a
-        x[k + u1] = b
-        x[k + u2] = c
-        x[k + u3] = d
-        s0 += a
-        s1 += b
-        s2 += c
-        s3 += d
-    for k in range(np.uint64(max(m, lo)), np.uint64(n)):
+    """Set negative entries of x[lo:n] to 0 and return their sum (grouped as _abs_sum)."""
+    s = 0.0
+    for k in range(np.uint64(lo), np.uint64(n)):
         a = max(x[k], 0.0)
         x[k] = a
-        s0 += a
-    return (s0 + s1) + (s2 + s3)
+        s += a
+    return s
 
 
 @njit(cache=True)
@@ -484,21 +444,22 @@ def _finish(x, n, theff, check_mass):
     """Mass check of the explicit methods (spec §8.1-8.3), post-step cleanup (§8.5: clip
     negatives, renormalise) and the output rate theta_eff . p (§9), in few passes.
     Returns (status, rate)."""
-    return _finish_span(x, 0, n, theff.reshape((1, theff.shape[0])), 0, 0, n, check_mass)
+    return _finish_span(x, 0, 0, n, theff.reshape((1, theff.shape[0])), 0, 0, n, check_mass)
 
 
 @njit(cache=True, _nrt=False)
-def _finish_span(x, lo, n, theff, i, tlo, thi, check_mass):
-    """:func:`_finish` with theta_eff = theff[i], where x[:lo] is known to be 0 and theta_eff
-    to be 0 outside [tlo, thi): the passes skip what cannot change the result (a non-finite
-    density takes the full rate dot product, so that failures come out as before)."""
+def _finish_span(buf, xo, lo, n, theff, i, tlo, thi, check_mass):
+    """:func:`_finish` on x = buf[xo:xo + n] with theta_eff = theff[i], where x[:lo] is known
+    to be 0 and theta_eff to be 0 outside [tlo, thi): the passes skip what cannot change the
+    result (a non-finite density takes the full rate dot product, so that failures come out
+    as before). Taking the buffer and offset, not a view, spares reference counting."""
+    x = buf[xo:xo + n]
     theff = theff[i]
     s, neg = _abs_sum(x, lo, n)
     if check_mass and not abs(s - 1.0) < 1e-12:
         return FAIL_MASS, 0.0
     if neg or abs(s - 1.0) > 1e-15:
-        # without negatives the clipped sum is s itself (same terms, same order)
-        if neg:
+        if neg:  # without negatives the clipped sum is s itself
             s = _clip_sum(x, lo, n)
         if not s > 0.0:
             return FAIL_NEGATIVE_TOTAL, 0.0
@@ -642,25 +603,28 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 m = method[i]
                 _delayed_inputs(b, i, step, g0, ng, lam, pconn_ptr, pconn, c_hoff, c_D, c_kptr, c_ks,
                                 c_pk, c_group, c_nsyn, hist)
-                pp = p[o:o + n]
                 explicit = m != BACKWARD_EULER
-                if has_prev[i] and not explicit:
-                    pin = prev_in[o:o + n]
-                    pout = prev_out[o:o + n]
-                    same = True
-                    for g in range(ng):
-                        if lam[g] != prev_lam[i, g]:
-                            same = False
-                    if same:
-                        for k in range(n):
-                            if pp[k] != pin[k]:
-                                same = False
-                                break
-                    if same:
-                        pp[:] = pout
-                        newrate[i] = prev_rate[i]
-                        continue
+                # (views of a population's rows are made only where needed: each costs a
+                # reference count update, comparable to a short loop at these sizes; the
+                # explicit methods take p and the offset o instead)
                 if not explicit:  # the memo and the extrapolated start of backward Euler
+                    pp = p[o:o + n]
+                    if has_prev[i]:
+                        pin = prev_in[o:o + n]
+                        pout = prev_out[o:o + n]
+                        same = True
+                        for g in range(ng):
+                            if lam[g] != prev_lam[i, g]:
+                                same = False
+                        if same:
+                            for k in range(n):
+                                if pp[k] != pin[k]:
+                                    same = False
+                                    break
+                        if same:
+                            pp[:] = pout
+                            newrate[i] = prev_rate[i]
+                            continue
                     pin = prev_in[o:o + n]
                     prev_prev2[o:o + n] = prev_prev[o:o + n]
                     has_prev3[i] = has_prev2[i]
@@ -669,8 +633,6 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     pin[:] = pp
                     for g in range(ng):
                         prev_lam[i, g] = lam[g]
-                # (views of a population's rows are made only where needed: each costs a
-                # reference count update, comparable to a short loop at these sizes)
                 same = asm_ok[i]
                 for g in range(ng):
                     if lam[g] != asm_lam[i, g]:
@@ -729,12 +691,13 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                 lo = 0
                 if up_only[b, i] and not has_fl:
                     lo = lo_from[i]
-                    while lo < zb0 and pp[lo] == 0.0:
+                    while lo < zb0 and p[o + lo] == 0.0:
                         lo += 1
                 lo_from[i] = lo
                 tlo = tspan[i, 0]
                 thi = tspan[i, 1]
                 if m == BACKWARD_EULER:
+                    pp = p[o:o + n]
                     th = theff[i, :n]
                     fl = fleff[i, :n]
                     x0 = pp
@@ -761,24 +724,25 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                                                     doff[dptr[b, i]:dptr[b, i] + M],
                                                     cols[i], sweep_info[i], th, fl, has_th, has_fl, zb0, zb1, nz,
                                                     x0, tmp, tmp2)
-                    x = ypad[pad:pad + n]
-                else:
-                    x = pp  # explicit methods update the density in place
+                else:  # explicit methods update the density in place
                     if m == APPROX_TOL:
-                        kterm, ok = _taylor_tol(x, term, tmp, lo, n, tol[b, i], normord[b, i], i, diag, M, doff,
+                        kterm, ok = _taylor_tol(p, o, term, tmp, lo, n, tol[b, i], normord[b, i], i, diag, M, doff,
                                                 dptr[b, i], V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
                         work_out[b, i] += kterm
                         if not ok:
                             status[b] = FAIL_SERIES
                     elif m == APPROX_ORDER:
-                        _taylor_order(x, term, tmp, lo, n, approx_order[i], i, diag, M, doff, dptr[b, i], V,
+                        _taylor_order(p, o, term, tmp, lo, n, approx_order[i], i, diag, M, doff, dptr[b, i], V,
                                       theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
                         work_out[b, i] += approx_order[i]
-                    elif not _expm_action(x, n, dt, tmp, term, diag[i, :n], M, doff[dptr[b, i]:dptr[b, i] + M], V[i],
+                    elif not _expm_action(p[o:o + n], n, dt, tmp, term, diag[i, :n], M, doff[dptr[b, i]:dptr[b, i] + M], V[i],
                                           theff[i, :n], fleff[i, :n], has_th, has_fl, zb0, zb1, nz):
                         status[b] = FAIL_SERIES
                 if status[b] == OK:
-                    st, r = _finish_span(x, lo if explicit else 0, n, theff, i, tlo, thi, explicit)
+                    if explicit:
+                        st, r = _finish_span(p, o, lo, n, theff, i, tlo, thi, True)
+                    else:
+                        st, r = _finish_span(ypad, pad, 0, n, theff, i, tlo, thi, False)
                     status[b] = st
                     newrate[i] = r
                 if status[b] != OK:
@@ -786,7 +750,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, approx_order, tol, normor
                     fail_pop[b] = i
                     break
                 if not explicit:
-                    pp[:] = x
+                    x = ypad[pad:pad + n]
+                    p[o:o + n] = x
                     prev_out[o:o + n] = x
                     prev_rate[i] = newrate[i]
                     has_prev[i] = True
