@@ -59,6 +59,7 @@ output: {{chunk_points: {chunk}}}
 def engine_only(spec_path: Path) -> tuple[float, int]:
     """Seconds to build and simulate every point, batch by batch as the workers do."""
     from sweeper.engine import simulate_batch
+    from sweeper.engine.plan import clear_caches
     from sweeper.sweep.spec import Sweep
 
     sweep = Sweep.from_file(spec_path)
@@ -66,6 +67,7 @@ def engine_only(spec_path: Path) -> tuple[float, int]:
     n = len(next(iter(params.values())))
     chunk = sweep.output["chunk_points"]
     simulate_batch([sweep.network_for({k: v[0] for k, v in params.items()})])  # load the kernel
+    clear_caches()  # operators are built afresh, as in the `sweeper run` process
     t = time.perf_counter()
     for s in range(0, n, chunk):
         nets = [sweep.network_for({k: v[j] for k, v in params.items()}) for j in range(s, min(n, s + chunk))]

@@ -201,3 +201,27 @@ def test_negative_external_rate_in_a_table_is_refused():
     net = one_pop().replace_population("bg", rate=parse_rate({"kind": "table", "t": [0, 1], "rate": [5, -5]}))
     with pytest.raises(ModelError, match="negative rate"):
         simulate(net)
+
+
+def test_operator_caches_hold_a_bounded_number_of_bytes_and_eviction_changes_no_result(monkeypatch):
+    """A worker's memory must not grow with the sweep: the operator caches evict by size."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from sweeper.engine import plan
+    from sweeper.io import load_network
+
+    base = load_network(Path(__file__).parents[1] / "jobs" / "networks" / "single_population.json")
+    base = replace(base, simulation=replace(base.simulation, tf=0.004))
+    nets = [base.replace_connection(0, weights=Dist.delta(0.001 + 1e-5 * k)) for k in range(80)]
+    roomy = [r.rates for r in simulate_batch(nets)]
+    monkeypatch.setattr(plan, "CACHE_BYTES", 2**18)  # 256 KiB: far less than 80 networks' operators
+    for cache in (plan._jump, plan._pop_diagonals, plan._leak, plan._p0):
+        cache.cache_clear()
+    tight = [r.rates for r in simulate_batch(nets)]
+    again = [r.rates for r in simulate_batch(nets[::-1])][::-1]
+    for cache in (plan._jump, plan._pop_diagonals, plan._leak, plan._p0):
+        assert 0 < cache.cache_bytes() <= 2**18 + 2**16, cache.__name__  # + at most one entry over
+    for a, b, c in zip(roomy, tight, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)

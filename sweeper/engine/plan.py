@@ -8,8 +8,10 @@ initial densities and rates, external rates, tolerances.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import numpy as np
 
@@ -19,6 +21,51 @@ from .delays import delay_kernel
 from .grid import edges, initial_density, zero_bins
 from .operators import jump_operator, leak_dest, leak_rates
 from .propagate import APPROX_ORDER, APPROX_TOL, BACKWARD_EULER, EXACT
+
+CACHE_BYTES = 64 * 2**20  # per operator cache: a worker's memory must not grow with the sweep
+
+
+def _nbytes(obj) -> int:
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (tuple, list)):
+        return sum(_nbytes(x) for x in obj)
+    return sum(_nbytes(x) for x in vars(obj).values()) if hasattr(obj, "__dict__") else 0
+
+
+def _bytes_cache(fn):
+    """Like ``lru_cache``, but holding at most CACHE_BYTES of arrays (operators can be large:
+    a 200-point weight distribution on 2000 bins is megabytes). Thread-safe: local workers are
+    threads."""
+    entries: OrderedDict = OrderedDict()
+    size = [0]
+    lock = threading.Lock()
+
+    @wraps(fn)
+    def cached(*key):
+        with lock:
+            if key in entries:
+                entries.move_to_end(key)
+                return entries[key][0]
+        value = fn(*key)
+        nbytes = _nbytes(value)
+        with lock:
+            if key not in entries:
+                entries[key] = (value, nbytes)
+                size[0] += nbytes
+                while size[0] > CACHE_BYTES and len(entries) > 1:
+                    _, (_, dropped) = entries.popitem(last=False)
+                    size[0] -= dropped
+        return value
+
+    def cache_clear():
+        with lock:
+            entries.clear()
+            size[0] = 0
+
+    cached.cache_bytes = lambda: size[0]
+    cached.cache_clear = cache_clear
+    return cached
 
 def method_code(pop: InternalPopulation) -> int:
     """The kernel's code for a population's update method."""
@@ -84,7 +131,7 @@ def _grid(v_min: float, v_max: float, dv: float):
     return e, zb, dest
 
 
-@lru_cache(maxsize=1024)
+@_bytes_cache
 def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
     J = jump_operator(_grid(v_min, v_max, dv)[0], values, probs)
     for arr in (J.offsets, J.values, J.diag, J.theta, J.floor):
@@ -92,7 +139,7 @@ def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
     return J
 
 
-@lru_cache(maxsize=1024)
+@_bytes_cache
 def _leak(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
     e, zb, _ = _grid(v_min, v_max, dv)
     lk = leak_rates(e, zb, values, probs)
@@ -100,7 +147,7 @@ def _leak(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) ->
     return lk
 
 
-@lru_cache(maxsize=1024)
+@_bytes_cache
 def _p0(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
     p = initial_density(_grid(v_min, v_max, dv)[0], values, probs, "p0")
     p.setflags(write=False)
@@ -140,7 +187,7 @@ def _diagonals(dest: np.ndarray, lk: np.ndarray, jumps: list):
     return np.array(offsets, dtype=np.int64), tags, merged, values
 
 
-@lru_cache(maxsize=1024)
+@_bytes_cache
 def _pop_diagonals(grid: tuple, tau: tuple, jump_keys: tuple):
     """:func:`_diagonals` of a population with grid (v_min, v_max, dv), tau_m (values, probs)
     and one (values, probs) weight key per input group, and whether no input moves mass
@@ -158,6 +205,13 @@ def _pop_diagonals(grid: tuple, tau: tuple, jump_keys: tuple):
 def _delay_kernel(values: tuple, probs: tuple, dt: float):
     """:func:`delay_kernel` of a delay distribution, cached (called per member and connection)."""
     return delay_kernel(Dist(values, probs), dt)
+
+
+def clear_caches() -> None:
+    """Forget every cached grid, operator and delay kernel (benchmarks time cold starts)."""
+    from .grid import _grid_problem
+    for fn in (_grid, _jump, _leak, _p0, _pop_diagonals, _delay_kernel, _grid_problem):
+        fn.cache_clear()
 
 
 def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
