@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None, help="run only rows whose name contains this")
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else 7
-    batch_rounds = 1 if args.quick else 3
+    batch_rounds = 1 if args.quick else 5
 
     simulate(case("exact_feedforward_chain"))  # compile / load the kernel before timing
     probes = [host_probe()]

@@ -30,6 +30,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -56,8 +57,9 @@ output: {{chunk_points: {chunk}}}
 """
 
 
-def engine_only(spec_path: Path) -> tuple[float, int]:
-    """Seconds to build and simulate every point, batch by batch as the workers do."""
+def engine_only(spec_path: Path, threads: int = 1) -> tuple[float, int]:
+    """Seconds to build and simulate every point, batch by batch as the workers do, on
+    ``threads`` threads of this process (no Dask, no store)."""
     from sweeper.engine import simulate_batch
     from sweeper.engine.plan import clear_caches
     from sweeper.sweep.spec import Sweep
@@ -68,13 +70,15 @@ def engine_only(spec_path: Path) -> tuple[float, int]:
     chunk = sweep.output["chunk_points"]
     simulate_batch([sweep.network_for({k: v[0] for k, v in params.items()})])  # load the kernel
     clear_caches()  # operators are built afresh, as in the `sweeper run` process
-    t = time.perf_counter()
-    for s in range(0, n, chunk):
+    def batch(s):
         nets = [sweep.network_for({k: v[j] for k, v in params.items()}) for j in range(s, min(n, s + chunk))]
-        out = simulate_batch(nets)
-        bad = [o for o in out if isinstance(o, Exception)]
+        bad = [o for o in simulate_batch(nets) if isinstance(o, Exception)]
         if bad:
             raise SystemExit(f"engine failed on a point: {bad[0]}")
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(batch, range(0, n, chunk)))
     return time.perf_counter() - t, n
 
 
@@ -118,13 +122,15 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         spec = tmp / "e2e.yaml"
         spec.write_text(spec_text(args.points, args.chunk))
-        engines, walls = [], []
-        for r in range(args.rounds):  # interleaved, so that the host's drift hits both alike
+        engines, threaded, walls = [], [], []
+        for r in range(args.rounds):  # interleaved, so that the host's drift hits all alike
             t, n = engine_only(spec)
             engines.append(t)
+            threaded.append(engine_only(spec, args.workers)[0])
             walls.append(cli_run(spec, tmp / f"e2e-{r}.zarr", args.workers))
-            print(f"round {r + 1}: engine only {n} points {t:.1f} s, sweeper run {walls[-1]:.1f} s", file=sys.stderr)
-        engine, wall = statistics.median(engines), statistics.median(walls)
+            print(f"round {r + 1}: engine only {n} points {t:.1f} s, on {args.workers} threads "
+                  f"{threaded[-1]:.1f} s, sweeper run {walls[-1]:.1f} s", file=sys.stderr)
+        engine, wall, engine_par = (statistics.median(x) for x in (engines, walls, threaded))
         wall_proc = cli_run(spec, tmp / "e2e-processes.zarr", args.workers, "--processes")
         print(f"sweeper run --processes: {wall_proc:.1f} s", file=sys.stderr)
 
@@ -150,8 +156,9 @@ def main(argv=None) -> int:
         f"`jobs/networks/popnet_tutorial`), gmres, 700 bins, 2 populations, tf 1.5 s; a "
         f"w_ei x w_ie grid of {n} points in chunks of {args.chunk} (one chunk = one task = one engine batch).",
         "",
-        f"Medians of {args.rounds} rounds; each round runs the engine alone, then `sweeper run` into a "
-        f"fresh store. Per round: engine {', '.join(f'{t:.1f}' for t in engines)} s; `sweeper run` "
+        f"Medians of {args.rounds} rounds; each round runs the engine alone (one thread, then as many threads as workers), then `sweeper run` into a "
+        f"fresh store. Per round: engine {', '.join(f'{t:.1f}' for t in engines)} s; engine on "
+        f"{args.workers} threads {', '.join(f'{t:.1f}' for t in threaded)} s; `sweeper run` "
         f"{', '.join(f'{t:.1f}' for t in walls)} s; wall / ideal "
         f"{', '.join(f'{w / (e / args.workers):.2f}' for e, w in zip(engines, walls))}.",
         "",
@@ -162,6 +169,10 @@ def main(argv=None) -> int:
         f"| `sweeper run --workers {args.workers}`, wall, process start to exit | {wall:.1f} |",
         f"| target: 1.25 x ideal | {target:.1f} ({'met' if wall <= target else 'MISSED'}) |",
         f"| Dask + Zarr + start-up overhead (wall - ideal) | {wall - ideal:.1f} ({(wall - ideal) / ideal:.0%} of ideal) |",
+        f"| engine alone on {args.workers} threads of one process (no Dask, no store) | {engine_par:.1f} "
+        f"({engine / engine_par:.2f}x the one-thread speed) |",
+        f"| of the overhead, Dask + Zarr + start-up (wall - engine on {args.workers} threads) | "
+        f"{wall - engine_par:.1f} ({(wall - engine_par) / engine_par:.0%}) |",
         f"| `sweeper run --workers {args.workers} --processes`, wall (one run) | {wall_proc:.1f} "
         f"(overhead {wall_proc - ideal:.1f}, {(wall_proc - ideal) / ideal:.0%}) |",
         "",

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from numba import njit
 
 
@@ -41,12 +40,13 @@ def leak_dest(n: int, zb: tuple[int, ...]) -> np.ndarray:
     return dest
 
 
-def leak_matrix(rate: np.ndarray, dest: np.ndarray) -> sp.csr_matrix:
+def leak_matrix(rate: np.ndarray, dest: np.ndarray) -> "scipy.sparse.csr_matrix":
     n = len(rate)
     src = np.flatnonzero(dest >= 0)
     rows = np.concatenate([np.arange(n), dest[src]])
     cols = np.concatenate([np.arange(n), src])
     vals = np.concatenate([-rate, rate[src]])
+    import scipy.sparse as sp  # only for checks and tests: the engine never builds matrices
     return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
@@ -67,7 +67,7 @@ class Jump:
     floor: np.ndarray
 
     @property
-    def band(self) -> sp.csr_matrix:
+    def band(self) -> "scipy.sparse.csr_matrix":
         """The banded part (main diagonal and the shifted copies) as a sparse matrix."""
         n = len(self.diag)
         rows, cols, vals = [np.arange(n)], [np.arange(n)], [self.diag]
@@ -76,6 +76,7 @@ class Jump:
             rows.append(k)
             cols.append(k - off)
             vals.append(vec[k])
+        import scipy.sparse as sp
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
 
     def dense(self, zb: tuple[int, ...]) -> np.ndarray:
