@@ -156,7 +156,8 @@ def main(argv=None) -> int:
         f"`jobs/networks/popnet_tutorial`), gmres, 700 bins, 2 populations, tf 1.5 s; a "
         f"w_ei x w_ie grid of {n} points in chunks of {args.chunk} (one chunk = one task = one engine batch).",
         "",
-        f"Medians of {args.rounds} rounds; each round runs the engine alone (one thread, then as many threads as workers), then `sweeper run` into a "
+        f"Medians of {args.rounds} rounds; each round runs the engine alone (one thread, then as many "
+        "threads as workers), then `sweeper run` into a "
         f"fresh store. Per round: engine {', '.join(f'{t:.1f}' for t in engines)} s; engine on "
         f"{args.workers} threads {', '.join(f'{t:.1f}' for t in threaded)} s; `sweeper run` "
         f"{', '.join(f'{t:.1f}' for t in walls)} s; wall / ideal "
