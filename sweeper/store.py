@@ -113,13 +113,16 @@ class SweepStore:
         cls(path, group).consolidate()
 
     @classmethod
-    def open(cls, path, mode: str = "r") -> "SweepStore":
+    def open(cls, path, mode: str = "r", *, consolidated: bool = False) -> "SweepStore":
+        """Open a store. ``consolidated=True`` takes every array's metadata from the store's
+        consolidated metadata (one read instead of one per array): for sweep tasks, whose
+        driver consolidates after any change of shape and before it hands out chunks."""
         path = Path(path)
         if not (path / "zarr.json").exists():
             raise StoreError(f"{path} is not a sweeper store (no zarr.json)"
                              if path.exists() else f"store not found: {path}")
         try:
-            group = zarr.open_group(str(path), mode=mode, zarr_format=3, use_consolidated=False)
+            group = zarr.open_group(str(path), mode=mode, zarr_format=3, use_consolidated=None if consolidated else False)
         except Exception as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
         if "sweeper" not in group.attrs:

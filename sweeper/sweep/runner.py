@@ -116,7 +116,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
     """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
     from ..engine import simulate_batch
 
-    store = SweepStore.open(store_path, mode="r+")
+    store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
     sweep = _sweep_of(str(store.path), meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
     sl = store.chunk_slice(chunk)
