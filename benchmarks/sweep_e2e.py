@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                     f"{peak(c, sizes[2]) - peak(c, sizes[1]):+.0f} MiB" for c in (10, 80))
         + ". Each task reads its chunk's parameters, simulates them as one batch, writes its chunk and "
         "keeps nothing; what stays is bounded whatever the sweep's size: the Dask worker's logs "
-        "(fixed-length) and a cache of at most 64 jump operators (for points that share weights). So a "
+        "(fixed-length) and operator caches of at most 64 MiB each (for points that share weights). So a "
         "worker's memory is its baseline (Python, numpy, numba, Dask, Zarr: about 240 MiB) plus one "
         "batch's operators and traces.",
         "",
