@@ -13,6 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module")
+def client():
+    """A real 2-worker LocalCluster of worker processes (workers can be killed one at a time)."""
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
 # --- cluster environments: MPI and the one-node Slurm ---------------------------------------------
 # Tests that need mpiexec or a live Slurm request `require_mpi` / `require_slurm`. Where the
 # machine lacks them the tests skip with the reason, except under SWEEPER_REQUIRE_SLURM=1 (set by

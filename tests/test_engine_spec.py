@@ -60,17 +60,10 @@ def ref_leak(e, zb, taus, qs):
 
 
 def ref_frac(a1, a2, b1, b2):
-    if a1 >= b1:
-        if a2 <= b2:
-            return 1.0
-        if a1 >= b2:
-            return 0.0
-        return (b2 - a1) / (a2 - a1)
-    if a2 <= b1:
-        return 0.0
-    if a2 >= b2:
-        return (b2 - b1) / (a2 - a1)
-    return (a2 - b1) / (a2 - a1)
+    """Length of [a1, a2] inside [b1, b2], over the length of [a1, a2] (spec §6.1)."""
+    if a1 >= b1 and a2 <= b2:
+        return 1.0
+    return max(0.0, min(a2, b2) - max(a1, b1)) / (a2 - a1)
 
 
 def ref_jump(e, zb, ws, pis):

@@ -82,14 +82,6 @@ def assert_only_correct_points(store, reference) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def reference(tmp_path_factory, client):
     """The uninterrupted run every interrupted one must equal."""
     folder = tmp_path_factory.mktemp("reference")

@@ -44,14 +44,6 @@ def write_spec(folder: Path, text: str = SPEC, name: str = "spec.yaml") -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
 def invoke(*args):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output

@@ -40,14 +40,6 @@ def spec_file(tmp_path, text=GRID, name="spec.yaml") -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as c:
-        yield c
-
-
 def read_store(path) -> dict:
     g = zarr.open_group(str(path), mode="r")
     return {name: g[name][:] for name in g.array_keys()}

@@ -38,11 +38,12 @@ def _bytes_cache(fn):
     a 200-point weight distribution on 2000 bins is megabytes). Thread-safe: local workers are
     threads."""
     entries: OrderedDict = OrderedDict()
-    size = [0]
+    size = 0
     lock = threading.Lock()
 
     @wraps(fn)
     def cached(*key):
+        nonlocal size
         with lock:
             if key in entries:
                 entries.move_to_end(key)
@@ -52,18 +53,19 @@ def _bytes_cache(fn):
         with lock:
             if key not in entries:
                 entries[key] = (value, nbytes)
-                size[0] += nbytes
-                while size[0] > CACHE_BYTES and len(entries) > 1:
+                size += nbytes
+                while size > CACHE_BYTES and len(entries) > 1:
                     _, (_, dropped) = entries.popitem(last=False)
-                    size[0] -= dropped
+                    size -= dropped
         return value
 
     def cache_clear():
+        nonlocal size
         with lock:
             entries.clear()
-            size[0] = 0
+            size = 0
 
-    cached.cache_bytes = lambda: size[0]
+    cached.cache_bytes = lambda: size
     cached.cache_clear = cache_clear
     return cached
 

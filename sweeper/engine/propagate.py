@@ -439,19 +439,12 @@ def _clip_sum(x, lo, n):
     return s
 
 
-@njit(cache=True)
-def _finish(x, n, theff, check_mass):
-    """Mass check of the explicit methods (spec §8.1-8.3), post-step cleanup (§8.5: clip
-    negatives, renormalise) and the output rate theta_eff . p (§9), in few passes.
-    Returns (status, rate)."""
-    return _finish_span(x, 0, 0, n, theff.reshape((1, theff.shape[0])), 0, 0, n, check_mass)
-
-
 @njit(cache=True, _nrt=False)
 def _finish_span(buf, xo, lo, n, theff, i, tlo, thi, check_mass):
-    """:func:`_finish` on x = buf[xo:xo + n] with theta_eff = theff[i], where x[:lo] is known
-    to be 0 and theta_eff to be 0 outside [tlo, thi): the passes skip what cannot change the
-    result (a non-finite density takes the full rate dot product, so that failures come out
+    """Mass check of the explicit methods (spec §8.1-8.3), post-step cleanup (§8.5: clip
+    negatives, renormalise) and the output rate theta_eff . p (§9); returns (status, rate).
+    x = buf[xo:xo + n] and theta_eff = theff[i], where x[:lo] is known to be 0 and theta_eff
+    to be 0 outside [tlo, thi): the passes skip what cannot change the result (a non-finite density takes the full rate dot product, so that failures come out
     as before). Taking the buffer and offset, not a view, spares reference counting."""
     x = buf[xo:xo + n]
     theff = theff[i]
