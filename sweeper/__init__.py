@@ -1,4 +1,9 @@
-"""sweeper: parameter sweeps of population-density neural network models at cluster scale."""
+"""sweeper: parameter sweeps of population-density neural network models at cluster scale.
+
+The public API is listed in ``__all__``. The model classes and errors are imported eagerly;
+everything that needs the engine (numba), Dask or the store is imported on first use, so
+``import sweeper`` stays fast.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -9,24 +14,37 @@ except PackageNotFoundError:  # running from a source tree without install
 
 from .errors import ModelError, SimulationError, SpecError, StoreError, SweeperError  # noqa: E402
 from .model import (  # noqa: E402
-    Connection, Dist, ExternalPopulation, InternalPopulation, Network, Simulation,
+    CallableRate, Connection, ConstantRate, Dist, ExpressionRate, ExternalPopulation, InternalPopulation,
+    Network, Simulation, TableRate,
 )
 
+# public name -> module it is imported from on first use
+_LAZY = {
+    "load_network": "sweeper.api", "run_popnet": "sweeper.api",
+    "simulate": "sweeper.api", "simulate_batch": "sweeper.api",
+    "save_network": "sweeper.io",
+    "Sweep": "sweeper.sweep", "run_sweep": "sweeper.sweep",
+    "open_sweep": "sweeper.analysis", "points_frame": "sweeper.analysis",
+}
+
 __all__ = [
-    "Connection", "Dist", "ExternalPopulation", "InternalPopulation", "Network", "Simulation",
-    "ModelError", "SimulationError", "SpecError", "StoreError", "SweeperError", "__version__",
+    "Sweep", "run_sweep", "open_sweep", "points_frame",
+    "simulate", "simulate_batch", "load_network", "save_network", "run_popnet",
+    "Network", "Simulation", "InternalPopulation", "ExternalPopulation", "Connection", "Dist",
+    "ConstantRate", "ExpressionRate", "TableRate", "CallableRate",
+    "SweeperError", "ModelError", "SimulationError", "SpecError", "StoreError",
+    "__version__",
 ]
 
 
 def __getattr__(name):
-    # Heavier entry points are imported lazily so `import sweeper` stays fast.
-    if name in ("simulate", "simulate_batch"):
-        from . import engine
-        return getattr(engine, name)
-    if name in ("load_network", "save_network"):
-        from . import io
-        return getattr(io, name)
-    if name in ("Sweep", "open_sweep", "run_sweep"):
-        from . import sweep
-        return getattr(sweep, name)
-    raise AttributeError(name)
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sweeper' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Dist:
         probs) are turned into midpoints, as DiPDE does."""
         if isinstance(obj, Dist):
             return obj
-        if _is_number(obj):
+        if is_number(obj):
             return cls.delta(_finite(obj, where))
         if isinstance(obj, dict):
             if obj.get("distribution") == "delta":
@@ -51,7 +51,7 @@ class Dist:
             if "values" not in obj or "probs" not in obj:
                 raise ModelError("needs 'values' and 'probs' (or a single number)", where)
             values, probs = obj["values"], obj["probs"]
-        elif isinstance(obj, (list, tuple)) and len(obj) == 2 and not _is_number(obj[0]):
+        elif isinstance(obj, (list, tuple)) and len(obj) == 2 and not is_number(obj[0]):
             values, probs = obj
         else:
             raise ModelError(f"expected a number or {{'values': [...], 'probs': [...]}}, got {obj!r}", where)
@@ -84,17 +84,23 @@ class Dist:
             Dist.parse({"values": [v * factor for v in self.values], "probs": list(self.probs)})
 
 
-def _is_number(x) -> bool:
+def is_number(x) -> bool:
+    """A real number (Python or numpy), not a bool."""
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-def _finite(x, where: str) -> float:
-    if not _is_number(x):
+def to_float(x, where: str, finite: bool = True) -> float:
+    """``x`` as a float; ModelError naming ``where`` when it is not a (finite) number."""
+    if not is_number(x):
         raise ModelError(f"expected a number, got {x!r}", where)
     x = float(x)
-    if not math.isfinite(x):
+    if finite and not math.isfinite(x):
         raise ModelError(f"expected a finite number, got {x!r}", where)
     return x
+
+
+_finite = to_float      # the names validate_network uses
+_is_number = is_number
 
 
 def _float_list(xs, where: str) -> list[float]:
@@ -173,7 +179,7 @@ def parse_rate(obj: Any, where: str = "rate") -> Rate:
     """Turn a number, an expression string, a ``{"kind": ...}`` dict or a callable into a Rate."""
     if isinstance(obj, (ConstantRate, ExpressionRate, TableRate, CallableRate)):
         return obj
-    if _is_number(obj):
+    if is_number(obj):
         return ConstantRate(_finite(obj, where))
     if isinstance(obj, str):
         return ExpressionRate(obj)
@@ -220,6 +226,72 @@ class InternalPopulation:
     metadata: dict | None = field(default=None, compare=False)
 
     kind = "internal"
+
+    def validate(self, where: str) -> "InternalPopulation":
+        """Model-level checks of this population alone (ModelError naming ``where``)."""
+        _validate_internal(self, where)
+        return self
+
+
+#: The fields of an internal population that a network file or a PopNet dynamics_params may set.
+INTERNAL_FIELDS = ("tau_m", "v_min", "v_max", "dv", "update_method", "approx_order", "tol", "norm",
+                   "p0", "initial_firing_rate", "record", "metadata")
+
+
+def internal_population(name: str, fields: Mapping[str, Any], where: str, sep: str = ".") -> InternalPopulation:
+    """An InternalPopulation from a mapping of its fields, parsed one way for every input format
+    (network files' population objects, PopNet ``dynamics_params``). Keys other than
+    :data:`INTERNAL_FIELDS` are ignored here (each format refuses its own unknown keys); a bad
+    value raises ModelError at ``where + sep + key``."""
+    def at(key: str) -> str:
+        return f"{where}{sep}{key}"
+
+    kw: dict[str, Any] = {}
+    for key in ("tau_m", "p0"):
+        if key in fields:
+            kw[key] = Dist.parse(fields[key], at(key))
+    for key in ("v_min", "v_max", "dv", "initial_firing_rate"):
+        if key in fields:
+            kw[key] = to_float(fields[key], at(key))
+    method = fields.get("update_method", "approx")
+    if not isinstance(method, str):
+        raise ModelError(f"expected 'approx', 'exact' or 'gmres', got {method!r}", at("update_method"))
+    kw["update_method"] = method
+    if "approx_order" in fields:
+        order = fields["approx_order"]
+        if order is not None and (not is_number(order) or not math.isfinite(order) or order != int(order)
+                                  or order < 1):
+            raise ModelError(f"approx_order must be null or an integer >= 1, got {order!r}", at("approx_order"))
+        kw["approx_order"] = None if order is None else int(order)
+    if "tol" in fields:
+        # an explicit null selects dipde's fallback tolerances (docs/method.md §2.1)
+        kw["tol"] = (1e-5 if method == "gmres" else 1e-12) if fields["tol"] is None else \
+            to_float(fields["tol"], at("tol"))
+    if "norm" in fields:
+        kw["norm"] = _norm(fields["norm"], at("norm"))
+    if "record" in fields:
+        if not isinstance(fields["record"], bool):
+            raise ModelError(f"expected true or false, got {fields['record']!r}", at("record"))
+        kw["record"] = fields["record"]
+    if "metadata" in fields:
+        kw["metadata"] = fields["metadata"]
+    return InternalPopulation(name, **kw)
+
+
+def _norm(value: Any, where: str) -> float:
+    """dipde's ``norm``: a number >= 1, inf (also written 'inf', 'Infinity', null) or -inf."""
+    if value is None:
+        return math.inf
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("inf", "+inf", "infinity", "+infinity", "np.inf"):
+            return math.inf
+        if text in ("-inf", "-infinity"):
+            return -math.inf
+        raise ModelError(f"expected 'inf', '-inf' or a number >= 1, got {value!r}", where)
+    if is_number(value) and math.isinf(value):
+        return float(value)
+    return to_float(value, where)
 
 
 @dataclass(frozen=True)
@@ -401,18 +473,3 @@ def _validate_rate(rate: Rate, sim: Simulation, where: str) -> None:
             i = int(np.argmax(bad))
             raise ModelError(f"expression {rate.expr!r} gives {values[i]!r} Hz at t={t[i]!r} "
                              "(rates must be finite and >= 0)", where)
-
-
-def as_network(obj: Any) -> Network:
-    """Best-effort conversion of user objects (sweeper Network, bmtk NetworkBuilder, paths)."""
-    if isinstance(obj, Network):
-        return obj
-    from .io import load_network
-    return load_network(obj)
-
-
-def network_from_parts(populations: Sequence[Population], connections: Sequence[Connection],
-                       t0: float = 0.0, tf: float = 0.1, dt: float = 1e-4, name: str = "network") -> Network:
-    """Convenience constructor for the Python API; drops nsyn == 0 connections as DiPDE does."""
-    return Network(tuple(populations), tuple(c for c in connections if c.nsyn != 0),
-                   Simulation(t0, tf, dt), name)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sweeper.cli import main
 from sweeper.errors import ModelError
-from sweeper.io import load_network
+from sweeper import load_network
 
 GOOD = {
     "schema": "popdens-case/1", "name": "bad",

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from sweeper.errors import ModelError
 from sweeper.io.builder import NetworkBuilder
-from sweeper.io.popnet import load_config, read_popnet_config, run_popnet_config, write_rates_file
+from sweeper.api import run_popnet as run_popnet_config
+from sweeper.io.popnet import load_config, read_popnet_config, write_rates_file
 from sweeper.model import ConstantRate, Dist, InternalPopulation
 
 DATA = Path(__file__).parent / "data"

@@ -31,17 +31,14 @@ def simulate_cmd(path: Path, out: Path | None):
     population names>`` and one row per time sample. For a PopNet config they are written
     in bmtk's rates-file format where the config says (or to -o).
     """
-    from ..engine import simulate
-    from ..io import is_popnet_config, load_network
-    from ..io.netfile import read_text
+    from ..api import load_network, run_popnet, simulate
+    from ..io.formats import guess_format
 
     config = path / "config.json" if path.is_dir() else path
-    doc = read_text(config)
-    if is_popnet_config(doc):
-        from ..io.popnet import run_popnet_config
-        written = run_popnet_config(config, out=out)
-        if written is not None:
-            click.echo(f"wrote {written}", err=True)
+    fmt = guess_format(config)
+    if fmt is not None and fmt.name == "popnet":
+        written = run_popnet(config, out=out)
+        click.echo(f"wrote {written}", err=True)
         return
     result = simulate(load_network(config))
     if out is None or str(out) == "-":

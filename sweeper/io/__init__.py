@@ -1,4 +1,9 @@
-"""Reading and writing networks: sweeper network files and PopNet simulation directories."""
+"""Reading and writing networks: sweeper network files and PopNet simulation directories.
+
+The input formats are listed in :mod:`sweeper.io.formats`. Nothing here runs the engine:
+:func:`load_network` returns a network that passed the model's checks; whether the engine can
+run it is decided by ``sweeper.engine.check`` (``sweeper.load_network`` does both).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..model import Network
-
-POPNET_KEYS = ("network", "simulation", "networks", "run", "manifest")
-
-
-def is_popnet_config(doc: Any) -> bool:
-    """A parsed file is a PopNet/SONATA config (rather than a network file)."""
-    return isinstance(doc, dict) and "populations" not in doc and doc.get("schema") is None and \
-        any(k in doc for k in POPNET_KEYS)
+from .formats import FORMATS, guess_format, is_popnet_config
 
 
 def load_network(path_or_obj: Any) -> Network:
@@ -27,19 +25,8 @@ def load_network(path_or_obj: Any) -> Network:
         from .netfile import network_from_dict
         return network_from_dict(path_or_obj)
     if isinstance(path_or_obj, (str, os.PathLike)):
-        path = Path(path_or_obj)
-        if path.is_dir():
-            if (path / "config.json").is_file():
-                path = path / "config.json"
-            else:
-                raise ModelError("is a directory without a config.json; give a network file or a PopNet "
-                                 "config.json", str(path))
-        from .netfile import network_from_dict, read_text
-        doc = read_text(path)
-        if is_popnet_config(doc):
-            from .popnet import read_popnet_config
-            return read_popnet_config(path).network
-        return network_from_dict(doc, where=str(path), base_dir=path.parent)
+        from .formats import read_network_path
+        return read_network_path(path_or_obj)
     to_network = getattr(path_or_obj, "to_network", None)
     if callable(to_network):
         return to_network()
@@ -53,4 +40,4 @@ def save_network(net: Network, path: str | os.PathLike) -> Path:
     return write_network(net, path)
 
 
-__all__ = ["load_network", "save_network", "is_popnet_config"]
+__all__ = ["FORMATS", "guess_format", "is_popnet_config", "load_network", "save_network"]

@@ -8,9 +8,9 @@ Usage mirrors ``bmtk.builder.NetworkBuilder``::
     v1.add_edges(source={"ei": "e"}, target={"ei": "i"}, nsyns=20, syn_weight=0.005, delay=0.002)
     v1.build(); v1.save("network")
 
-Ids, file names, datasets, dtypes and row order follow ``shared/spec/sonata-popnet-formats.md``
-section (a): node/edge type ids from 100 per builder, edges sorted by target with numpy's
-default sort (as bmtk), both ``indices`` groups. Two deliberate differences, both for PopNet:
+Ids, file names, datasets, dtypes and row order follow docs/formats.md (a):
+node/edge type ids from 100 per builder, edges sorted by target with numpy's default sort
+(as bmtk), both ``indices`` groups. Two deliberate differences, both for PopNet:
 ``syn_weight`` and ``delay`` are always written as floats (``1.0``, float64 in .h5), because
 dipde refuses integers; and the types csv columns keep insertion order instead of a random
 set order (bmtk's readers address columns by name).

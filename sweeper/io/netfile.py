@@ -16,16 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.delays import delay_steps
 from ..errors import ExpressionError, ModelError
 from ..model import (
-    CallableRate, Connection, ConstantRate, Dist, ExpressionRate, ExternalPopulation, InternalPopulation,
-    Network, Simulation, TableRate, parse_rate,
+    INTERNAL_FIELDS, CallableRate, Connection, ConstantRate, Dist, ExpressionRate, ExternalPopulation, Network,
+    Simulation, TableRate, internal_population, parse_rate, to_float,
 )
 
 SCHEMA = "popdens-case/1"
-INTERNAL_KEYS = ("name", "type", "tau_m", "v_min", "v_max", "dv", "update_method", "approx_order",
-                 "tol", "norm", "p0", "initial_firing_rate", "record", "metadata")
+INTERNAL_KEYS = ("name", "type") + INTERNAL_FIELDS
 EXTERNAL_KEYS = ("name", "type", "rate", "metadata")
 CONNECTION_KEYS = ("source", "target", "nsyn", "weights", "delays", "delay_queue_initial", "metadata")
 SIMULATION_KEYS = ("t0", "dt", "tf")
@@ -99,7 +97,7 @@ def network_from_dict(doc: Any, where: str = "network", base_dir: str | os.PathL
         raise ModelError(f"expected an object, got {sim_doc!r}", f"{where}: simulation")
     _no_unknown(sim_doc, SIMULATION_KEYS, f"{where}: simulation")
     defaults = Simulation()
-    sim = Simulation(**{k: _number(sim_doc.get(k, getattr(defaults, k)), f"{where}: simulation.{k}")
+    sim = Simulation(**{k: to_float(sim_doc.get(k, getattr(defaults, k)), f"{where}: simulation.{k}")
                         for k in SIMULATION_KEYS})
 
     pops_doc = doc.get("populations")
@@ -110,7 +108,7 @@ def network_from_dict(doc: Any, where: str = "network", base_dir: str | os.PathL
     conns_doc = doc.get("connections", [])
     if not isinstance(conns_doc, list):
         raise ModelError(f"expected a list of connections, got {conns_doc!r}", f"{where}: connections")
-    conns = [_connection(c, i, where, sim.dt) for i, c in enumerate(conns_doc)]
+    conns = [_connection(c, i, where) for i, c in enumerate(conns_doc)]
 
     name = doc.get("name")
     if name is None:
@@ -127,19 +125,6 @@ def _no_unknown(obj: dict, allowed, where: str) -> None:
     if unknown:
         raise ModelError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                          f"(allowed: {', '.join(allowed)})", where)
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelError(f"expected a number, got {value!r}", where)
-    value = float(value)
-    if not math.isfinite(value):
-        raise ModelError(f"expected a finite number, got {value!r}", where)
-    return value
-
-
-def _dist(value: Any, where: str) -> Dist:
-    return Dist.parse(value, where)
 
 
 def _population(doc: Any, i: int, where: str, base: Path):
@@ -159,40 +144,10 @@ def _population(doc: Any, i: int, where: str, base: Path):
     if kind != "internal":
         raise ModelError(f"unknown population type {kind!r} (use 'internal' or 'external')", f"{pw}.type")
     _no_unknown(doc, INTERNAL_KEYS, pw)
-    defaults = InternalPopulation(name)
-    kw: dict[str, Any] = {}
-    if "tau_m" in doc:
-        kw["tau_m"] = _dist(doc["tau_m"], f"{pw}.tau_m")
-    if "p0" in doc:
-        kw["p0"] = _dist(doc["p0"], f"{pw}.p0")
-    for key in ("v_min", "v_max", "dv", "initial_firing_rate"):
-        if key in doc:
-            kw[key] = _number(doc[key], f"{pw}.{key}")
-    method = doc.get("update_method", defaults.update_method)
-    if not isinstance(method, str):
-        raise ModelError(f"expected 'approx', 'exact' or 'gmres', got {method!r}", f"{pw}.update_method")
-    kw["update_method"] = method
-    if "approx_order" in doc:
-        order = doc["approx_order"]
-        if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))
-                                  or not math.isfinite(order) or order != int(order) or order < 1):
-            raise ModelError(f"approx_order must be null or an integer >= 1, got {order!r}", f"{pw}.approx_order")
-        kw["approx_order"] = None if order is None else int(order)
-    if "tol" in doc:
-        # an explicit null selects dipde's fallback tolerances (spec §2.1)
-        kw["tol"] = (1e-5 if method == "gmres" else 1e-12) if doc["tol"] is None else _number(doc["tol"], f"{pw}.tol")
-    if "norm" in doc:
-        kw["norm"] = _norm(doc["norm"], f"{pw}.norm")
-    if "record" in doc:
-        if not isinstance(doc["record"], bool):
-            raise ModelError(f"expected true or false, got {doc['record']!r}", f"{pw}.record")
-        kw["record"] = doc["record"]
-    if "metadata" in doc:
-        kw["metadata"] = doc["metadata"]
-    return InternalPopulation(name, **kw)
+    return internal_population(name, doc, pw)
 
 
-def _connection(doc: Any, i: int, where: str, dt: float) -> Connection:
+def _connection(doc: Any, i: int, where: str) -> Connection:
     cw = f"{where}: connections[{i}]"
     if not isinstance(doc, dict):
         raise ModelError(f"expected an object, got {doc!r}", cw)
@@ -204,38 +159,20 @@ def _connection(doc: Any, i: int, where: str, dt: float) -> Connection:
     if "nsyn" not in doc:
         raise ModelError("needs 'nsyn' (the number of presynaptic inputs per target neuron)", cw)
     nsyn = doc["nsyn"]
-    nsyn = nsyn if isinstance(nsyn, int) and not isinstance(nsyn, bool) else _number(nsyn, f"{cw}.nsyn")
+    nsyn = nsyn if isinstance(nsyn, int) and not isinstance(nsyn, bool) else to_float(nsyn, f"{cw}.nsyn")
     if "weights" not in doc:
         raise ModelError("needs 'weights' (a number or {'values': [...], 'probs': [...]})", cw)
-    weights = _dist(doc["weights"], f"{cw}.weights")
-    delays = _dist(doc.get("delays", 0.0), f"{cw}.delays")
+    weights = Dist.parse(doc["weights"], f"{cw}.weights")
+    delays = Dist.parse(doc.get("delays", 0.0), f"{cw}.delays")
     queue = doc.get("delay_queue_initial")
     if queue is not None:
         if not isinstance(queue, list):
             raise ModelError(f"expected a list of rates, got {queue!r}", f"{cw}.delay_queue_initial")
-        queue = tuple(_number(q, f"{cw}.delay_queue_initial[{k}]") for k, q in enumerate(queue))
+        queue = tuple(to_float(q, f"{cw}.delay_queue_initial[{k}]") for k, q in enumerate(queue))
         for k, q in enumerate(queue):
             if q < 0:
                 raise ModelError(f"rate {q!r} is negative", f"{cw}.delay_queue_initial[{k}]")
-        if dt > 0:
-            need = max(delay_steps(delays, dt)) + 1
-            if len(queue) != need:
-                raise ModelError(f"has {len(queue)} entries, the delays {list(delays.values)} need {need} "
-                                 f"(max delay steps + 1, oldest first)", f"{cw}.delay_queue_initial")
     return Connection(doc["source"], doc["target"], nsyn, weights, delays, queue)
-
-
-def _norm(value: Any, where: str) -> float:
-    if value is None:
-        return math.inf
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("inf", "+inf", "infinity", "np.inf"):
-            return math.inf
-        if text in ("-inf", "-infinity"):
-            return -math.inf
-        raise ModelError(f"expected 'inf', '-inf' or a number >= 1, got {value!r}", where)
-    return _number(value, where) if not (isinstance(value, float) and math.isinf(value)) else float(value)
 
 
 def _rate(doc: Any, where: str, base: Path):

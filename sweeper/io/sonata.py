@@ -2,9 +2,9 @@
 
 Nodes and edges live in ``.h5`` files (one or more named populations each) and their
 per-type properties in space-separated ``*_types.csv`` tables (CRLF, ``NULL`` for a
-missing value, double quotes around values with spaces). See
-``shared/spec/sonata-popnet-formats.md`` section (a). This module only moves tables
-between files and memory; PopNet's meaning of them lives in :mod:`sweeper.io.popnet`.
+missing value, double quotes around values with spaces). See docs/formats.md (a).
+This module only moves tables between files and memory; PopNet's meaning of them lives in
+:mod:`sweeper.io.popnet`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class NodePopulation:
         cols = self.groups.get(int(self.group_ids[row]), {})
         gi = int(self.group_index[row])
         for name, values in cols.items():
-            props[name] = _py(values[gi])
+            props[name] = py_scalar(values[gi])
         props["node_id"] = int(self.node_ids[row])
         props["node_type_id"] = int(self.node_type_ids[row])
         return props
@@ -88,7 +88,7 @@ class EdgePopulation:
         """The property of one edge row: the h5 group column wins over the edge type column."""
         cols = self.groups.get(int(self.group_ids[row]), {})
         if name in cols:
-            return _py(cols[name][int(self.group_index[row])])
+            return py_scalar(cols[name][int(self.group_index[row])])
         type_id = int(self.edge_type_ids[row])
         if type_id not in self.types:
             raise ModelError(f"edge row {row} of {self.name!r} has edge_type_id {type_id}, which is not in "
@@ -116,7 +116,7 @@ def read_types_csv(path: str | Path, id_column: str, where: str | None = None) -
         raise ModelError(f"{path} has no {id_column!r} column (columns: {list(df.columns)})", where)
     table: dict[int, dict[str, Any]] = {}
     for record in df.to_dict(orient="records"):
-        row = {str(k): _none_if_nan(_py(v)) for k, v in record.items()}
+        row = {str(k): _none_if_nan(py_scalar(v)) for k, v in record.items()}
         type_id = row[id_column]
         if not isinstance(type_id, int):
             raise ModelError(f"{id_column} must be an integer, got {type_id!r}", str(path))
@@ -317,7 +317,7 @@ def _write_column(grp: h5py.Group, name: str, values, compression) -> None:
 
 
 # --------------------------------------------------------------------------- value helpers
-def _py(v: Any) -> Any:
+def py_scalar(v: Any) -> Any:
     """numpy scalars -> Python scalars (so keys print and compare like Python values)."""
     if isinstance(v, np.generic):
         return v.item()

@@ -574,7 +574,9 @@ def _file_digest(path: FsPath) -> str:
     """Digest of a network file and, for a PopNet config, every file beside it that it may use."""
     h = hashlib.sha256()
     try:
-        files = [path] if path.suffix != ".json" or not _is_popnet(path) else sorted(
+        from ..io.formats import guess_format
+        fmt = guess_format(path)
+        files = [path] if fmt is None or fmt.name != "popnet" else sorted(
             p for p in path.parent.rglob("*") if p.is_file() and "output" not in p.relative_to(path.parent).parts)
         for p in files:
             h.update(str(p.relative_to(path.parent)).encode())
@@ -582,14 +584,6 @@ def _file_digest(path: FsPath) -> str:
     except OSError:
         return "unreadable"
     return h.hexdigest()[:16]
-
-
-def _is_popnet(path: FsPath) -> bool:
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(d, dict) and "schema" not in d and "populations" not in d
 
 
 def _py(v):
