@@ -79,10 +79,6 @@ def points_frame(store, metric: str = "mean_rate"):
 def plot_heatmap(store, out, *, x: str | None = None, y: str | None = None, metric: str = "mean_rate",
                  population: str | None = None, **fixed):
     """PNG heatmap of ``metric`` for one population over two parameters (others fixed by value)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ds = open_sweep(store)
     st = SweepStore.open(store)
     params = [p for p in st.parameters]
@@ -99,7 +95,7 @@ def plot_heatmap(store, out, *, x: str | None = None, y: str | None = None, metr
     data = ds[metric]
     if fixed:
         data = data.sel(**fixed)
-    fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 4.2), squeeze=False)
+    fig, axes = _figure(1, len(chosen), figsize=(5.2 * len(chosen), 4.2))
     for ax, pop in zip(axes[0], chosen):
         d = data.sel(population=pop)
         if y is None:
@@ -122,16 +118,11 @@ def plot_heatmap(store, out, *, x: str | None = None, y: str | None = None, metr
     fig.suptitle(f"{st.meta.get('name', '')}: {metric}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return Path(out)
 
 
 def plot_traces(store, out, *, points: list[int] | None = None, population: str | None = None, **sel):
     """PNG of rate traces of selected points (by index, or by parameter values via ``sel``)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ds = open_sweep(store, index=False)
     st = SweepStore.open(store)
     if sel:
@@ -147,7 +138,7 @@ def plot_traces(store, out, *, points: list[int] | None = None, population: str 
         raise StoreError(f"no point matches {sel}")
     idx = idx[:12]
     pops = [population] if population else st.populations
-    fig, axes = plt.subplots(len(pops), 1, figsize=(7, 2.6 * len(pops)), squeeze=False, sharex=True)
+    fig, axes = _figure(len(pops), 1, figsize=(7, 2.6 * len(pops)), sharex=True)
     t = ds["time"].values
     for ax, pop in zip(axes[:, 0], pops):
         j = st.populations.index(pop)
@@ -160,8 +151,17 @@ def plot_traces(store, out, *, points: list[int] | None = None, population: str 
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return Path(out)
+
+
+def _figure(rows: int, cols: int, **kw):
+    """A figure drawn by the Agg canvas, no pyplot: no global backend or figure registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=kw.pop("figsize"))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols, squeeze=False, **kw)
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import metrics as metric_table
 from .errors import SweeperError
 from .store import DONE, FAILED, PENDING, SweepStore
 
@@ -16,13 +17,12 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
     failed points have a reason; the parameter coordinates and point ids match the spec kept in
     the store.
     """
-    from .sweep.runner import metrics
-
     problems: list[str] = []
     st = SweepStore.open(path)
     g = st.group
     n = st.npoints
-    for name in ["rates", "mean_rate", "final_rate", "error", "point_id", *st.parameters]:
+    metric_names = st.metric_names
+    for name in [v.name for v in st.variables if v.name != "status"] + st.parameters:
         try:
             if name not in g:
                 problems.append(f"array {name!r} is missing")
@@ -48,11 +48,11 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
         sl = slice(i0, min(i0 + st.chunk_points, n))
         try:
             rates = g["rates"][sl].astype(float)
-            mean, final = g["mean_rate"][sl], g["final_rate"][sl]
+            stored = {name: g[name][sl] for name in metric_names}
         except Exception as exc:  # an unreadable chunk
             problems.append(f"points {sl.start}-{sl.stop - 1}: chunk unreadable ({type(exc).__name__}: {exc})")
             continue
-        want_mean, want_final = metrics(rates, times, window)
+        want = metric_table.compute(rates, times, window, metric_names)
         for j in range(sl.stop - sl.start):
             i = sl.start + j
             if status[i] == DONE:
@@ -66,12 +66,10 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
                 elif full and length < len(times):
                     problems.append(f"point {i}: marked done but its trace ends at sample {length} of "
                                     f"{len(times)} (NaN after t={times[length]:g} s)")
-                if not np.allclose(mean[j], want_mean[j], rtol=1e-6, atol=1e-9, equal_nan=False):
-                    problems.append(f"point {i}: mean_rate {mean[j].tolist()} does not match its trace "
-                                    f"({want_mean[j].tolist()})")
-                if not np.allclose(final[j], want_final[j], rtol=1e-6, atol=1e-9, equal_nan=False):
-                    problems.append(f"point {i}: final_rate {final[j].tolist()} does not match its trace "
-                                    f"({want_final[j].tolist()})")
+                for name in metric_names:
+                    if not np.allclose(stored[name][j], want[name][j], rtol=1e-6, atol=1e-9, equal_nan=False):
+                        problems.append(f"point {i}: {name} {stored[name][j].tolist()} does not match its "
+                                        f"trace ({want[name][j].tolist()})")
             elif status[i] == FAILED and not errors[i]:
                 problems.append(f"point {i}: marked failed without a reason")
             # a pending point may hold a trace: a run stopped between writing a chunk's traces and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -23,10 +24,34 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (click's test runner swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def _show_library_log() -> None:
+    """The library's log lines (logger ``sweeper``) on stderr as plain text, once."""
+    logger = logging.getLogger("sweeper")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sweeper")
 def main():
     """Sweep population-density (DiPDE/PopNet) network models over parameters on Dask."""
+    _show_library_log()
 
 
 # Registration happens on import; keep these imports at the end.

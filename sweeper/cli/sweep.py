@@ -97,14 +97,14 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
         sweep = Sweep.from_file(spec)
         try:
             with writer_lock(store):
-                prepare_store(sweep, store)
+                prepared = prepare_store(sweep, store)
                 with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
                              jobs=jobs, queue=queue, account=account, walltime=walltime,
                              worker_lifetime=worker_lifetime, interface=interface,
                              processes=processes) as client:
                     try:
                         summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                            progress=not no_progress, lock=False)
+                                            progress=not no_progress, lock=False, prepared=prepared)
                     except KeyboardInterrupt:
                         _quiet_dask()  # the cancelled tasks' warnings while the cluster closes
                         raise

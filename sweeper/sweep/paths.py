@@ -36,7 +36,7 @@ _CONN_RE = re.compile(r"^connections\[\s*(?:(\d+)|(.+?)\s*->\s*(.+?)\s*(?:#\s*(\
 
 
 @dataclass(frozen=True)
-class Path:
+class ParamPath:
     """A resolved path: what to change and what kind of value it takes."""
 
     text: str
@@ -63,6 +63,13 @@ class Path:
         if not math.isfinite(float(value)):
             return f"must be finite, got {value!r}"
         return None
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "area": self.area, "target": self.target, "field": self.field, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParamPath":
+        return cls(d["text"], d["area"], d["target"], d["field"], d["kind"])
 
     def apply(self, net: Network, value) -> Network:
         """Return a copy of ``net`` with this path set to ``value``."""
@@ -93,7 +100,7 @@ def _convert(kind: str, value, where: str):
     return float(value)
 
 
-def resolve(text: str, net: Network) -> Path:
+def resolve(text: str, net: Network) -> ParamPath:
     """Parse ``text`` against ``net``; raise ModelError saying what exists when it does not match."""
     if not isinstance(text, str):
         raise ModelError(f"a path must be a string, got {text!r}")
@@ -101,7 +108,7 @@ def resolve(text: str, net: Network) -> Path:
     if parts[0] == "simulation":
         if len(parts) != 2 or parts[1] not in _SIM_FIELDS:
             raise ModelError(f"unknown path {text!r}: simulation fields are {', '.join(_SIM_FIELDS)}")
-        return Path(text, "simulation", None, parts[1], "number")
+        return ParamPath(text, "simulation", None, parts[1], "number")
     if parts[0] in ("populations", "inputs"):
         if len(parts) != 3:
             raise ModelError(f"unknown path {text!r}: use {parts[0]}.NAME.FIELD")
@@ -113,12 +120,12 @@ def resolve(text: str, net: Network) -> Path:
         if isinstance(pop, ExternalPopulation):
             if field not in ("rate", "firing_rate"):
                 raise ModelError(f"unknown path {text!r}: external population {name!r} has only 'rate'")
-            return Path(text, "population", name, "rate", "rate")
+            return ParamPath(text, "population", name, "rate", "rate")
         if parts[0] == "inputs":
             raise ModelError(f"unknown path {text!r}: {name!r} is an internal population, not an input")
         if field not in _INTERNAL_FIELDS:
             raise ModelError(f"unknown path {text!r}: internal population fields are {', '.join(_INTERNAL_FIELDS)}")
-        return Path(text, "population", name, field, _INTERNAL_FIELDS[field])
+        return ParamPath(text, "population", name, field, _INTERNAL_FIELDS[field])
     if parts[0].startswith("connections"):
         m = _CONN_RE.match(text)
         if not m:
@@ -140,7 +147,7 @@ def resolve(text: str, net: Network) -> Path:
                 raise ModelError(f"unknown path {text!r}: only {len(matches)} connection(s) {src}->{trg}")
             i = matches[k]
         attr, kind = _CONNECTION_FIELDS[field]
-        return Path(text, "connection", i, attr, kind)
+        return ParamPath(text, "connection", i, attr, kind)
     raise ModelError(f"unknown path {text!r}: paths start with populations., inputs., connections[...]. "
                      "or simulation.")
 

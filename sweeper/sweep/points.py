@@ -12,8 +12,14 @@ from typing import Mapping
 
 import numpy as np
 
+from ..config import get as config
+
 Table = dict[str, np.ndarray]
-MAX_AXIS = 10**7  # values of one axis; more is a typo (or a store nobody can fill)
+
+
+def max_axis() -> int:
+    """Values of one axis (config ``sweep.max-axis``); more is a typo (or a store nobody can fill)."""
+    return int(config("sweep.max-axis"))
 
 
 def values_from(defn: Mapping, where: str) -> list:
@@ -33,8 +39,8 @@ def values_from(defn: Mapping, where: str) -> list:
         a, b, step = _triple(defn["arange"], ("start", "stop", "step"), where + ".arange")
         if step == 0 or not np.isfinite([a, b, step]).all():
             raise ValueError(f"{where}.arange: needs finite numbers and a step other than 0")
-        if (b - a) / step > MAX_AXIS:
-            raise ValueError(f"{where}.arange: makes {(b - a) / step:.3g} values, more than {MAX_AXIS:.0e}")
+        if (b - a) / step > max_axis():
+            raise ValueError(f"{where}.arange: makes {(b - a) / step:.3g} values, more than {max_axis():.0e}")
         # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
         return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
     raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
@@ -57,8 +63,8 @@ def _triple(obj, names, where):
 def _num(n, where) -> int:
     if isinstance(n, float) and n.is_integer():
         n = int(n)
-    if not isinstance(n, int) or not 1 <= n <= MAX_AXIS:
-        raise ValueError(f"{where}: num must be an integer from 1 to {MAX_AXIS:.0e}, got {n!r}")
+    if not isinstance(n, int) or not 1 <= n <= max_axis():
+        raise ValueError(f"{where}: num must be an integer from 1 to {max_axis():.0e}, got {n!r}")
     return n
 
 
@@ -91,19 +97,31 @@ def zipped(columns: Mapping[str, list], where: str) -> Table:
     return {n: as_column(list(v)) for n, v in columns.items()}
 
 
-def sample(ranges: Mapping[str, tuple[float, float, bool]], n: int, method: str, seed: int) -> Table:
-    """``n`` points in the box given by ``ranges`` (name -> (low, high, log)) by random, lhs or sobol."""
-    from scipy.stats import qmc
+def _random(n: int, d: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, d))
 
-    d = len(ranges)
-    if method == "random":
-        u = np.random.default_rng(seed).random((n, d))
-    elif method == "lhs":
-        u = qmc.LatinHypercube(d=d, seed=seed).random(n)
-    elif method == "sobol":
-        u = qmc.Sobol(d=d, scramble=True, seed=seed).random(n)
-    else:
-        raise ValueError(f"unknown sampling method {method!r} (use random, lhs, sobol)")
+
+def _lhs(n: int, d: int, seed: int) -> np.ndarray:
+    from scipy.stats import qmc
+    return qmc.LatinHypercube(d=d, seed=seed).random(n)
+
+
+def _sobol(n: int, d: int, seed: int) -> np.ndarray:
+    from scipy.stats import qmc
+    return qmc.Sobol(d=d, scramble=True, seed=seed).random(n)
+
+
+# How to add a sampler: write ``f(n, d, seed) -> array [n, d]`` of numbers in [0, 1) and add it
+# here under the name specs use in ``axes: - sample: {method: NAME}``; validation and expansion
+# take the names from this table.
+SAMPLERS = {"random": _random, "lhs": _lhs, "sobol": _sobol}
+
+
+def sample(ranges: Mapping[str, tuple[float, float, bool]], n: int, method: str, seed: int) -> Table:
+    """``n`` points in the box given by ``ranges`` (name -> (low, high, log)) by a :data:`SAMPLERS` method."""
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampling method {method!r} (use {', '.join(SAMPLERS)})")
+    u = SAMPLERS[method](n, len(ranges), seed)
     out: Table = {}
     for j, (name, (low, high, log)) in enumerate(ranges.items()):
         if log:

@@ -6,9 +6,10 @@ indices; traces never pass through it.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
-import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -17,10 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metrics as metric_table
+from ..config import get as config
 from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
 from . import points as pts
+from .recipe import Recipe
 from .spec import Sweep
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,15 +80,16 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                  "paths": {n: (p.text if p is not None else None) for n, p in sweep.paths.items()},
                  "derived": {n: d[0].text for n, d in sweep.derived.items()},
                  "metric_window": sweep.output["metric_window"],
-                 "record_every": sweep.output["record_every"]}
+                 "record_every": sweep.output["record_every"],
+                 "recipe": sweep.recipe.to_dict()}
         return SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
                                  times=time_axis(sweep, table), attrs=attrs,
                                  dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
     store = SweepStore.open(path, mode="r+")
     dropped = store.repair()
     if dropped:
-        print(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
-              "point(s) removed; they are added again now if the spec has them)", file=sys.stderr)
+        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
+                    "point(s) removed; they are added again now if the spec has them)")
     meta = store.meta
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
@@ -101,15 +108,50 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
     store.extend({k: v[new] for k, v in table.items()}, ids[new])
-    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source)
+    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
+                   recipe=sweep.recipe.to_dict())
     store.consolidate()
     return store
 
 
 # --------------------------------------------------------------------------- the task
 @lru_cache(maxsize=8)
-def _sweep_of(store_path: str, spec_hash: str, spec: str, base_dir: str, source: str) -> Sweep:
-    return Sweep.from_text(spec, base_dir=base_dir, source=source)
+def _recipe_of(recipe_json: str) -> Recipe:
+    return Recipe.from_dict(json.loads(recipe_json))
+
+
+def _recipe(meta: dict) -> Recipe:
+    """The store's recipe; a store made before recipes were kept has only its spec."""
+    if "recipe" in meta:
+        return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
+    return _legacy_recipe(meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
+
+
+@lru_cache(maxsize=8)
+def _legacy_recipe(spec_hash: str, spec: str, base_dir: str, source: str) -> Recipe:
+    return Sweep.from_text(spec, base_dir=base_dir, source=source).recipe
+
+
+def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
+    """The network of every point to compute, validated once; a point that cannot be built gets
+    its reason in ``errors``."""
+    nets, rows = [], []
+    for j in np.flatnonzero(todo):
+        point = {k: v[j] for k, v in params.items()}
+        try:
+            net = recipe.network_for(point)
+            net.validate(where="point")
+            if net.recorded != pops:
+                raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
+        except SweeperError as exc:
+            errors[j] = str(exc)
+            continue
+        except Exception as exc:  # a user builder's own error: record it, keep going
+            errors[j] = f"{type(exc).__name__}: {exc}"
+            continue
+        nets.append(net)
+        rows.append(j)
+    return nets, rows
 
 
 def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
@@ -118,7 +160,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
 
     store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
-    sweep = _sweep_of(str(store.path), meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
+    recipe = _recipe(meta)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
     todo = status == PENDING
@@ -132,22 +174,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
     new_status = np.full(n, FAILED, dtype=np.int8)
     errors = [""] * n
 
-    nets, rows = [], []
-    for j in np.flatnonzero(todo):
-        point = {k: v[j] for k, v in params.items()}
-        try:
-            net = sweep.network_for(point)
-            net.validate(where="point")
-            if net.recorded != pops:
-                raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
-        except SweeperError as exc:
-            errors[j] = str(exc)
-            continue
-        except Exception as exc:  # a user builder's own error: record it, keep going
-            errors[j] = f"{type(exc).__name__}: {exc}"
-            continue
-        nets.append(net)
-        rows.append(j)
+    nets, rows = _networks(recipe, params, todo, pops, errors)
     for j, result in zip(rows, simulate_batch(nets) if nets else []):
         if isinstance(result, Exception):
             errors[j] = str(result)
@@ -158,28 +185,15 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
             continue
         rates[j, :, :r.shape[1]] = r[:, :len(times)]
         new_status[j] = DONE
-    mean_rate, final_rate = metrics(rates, times, meta.get("metric_window"))
+    values = metric_table.compute(rates, times, meta.get("metric_window"), store.metric_names)
+    values.update(rates=rates, error=errors, status=new_status)
     try:
-        store.write_chunk(chunk, rates, new_status, errors, mean_rate, final_rate, mask=todo)
+        store.write_chunk(chunk, values, mask=todo)
     except OSError as exc:  # disk full, read-only, ...: the driver stops the run (no retry, no traceback)
         return {"chunk": chunk, "computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
     ids = store.point_ids(sl)
     failed = [(sl.start + int(j), str(ids[j]), errors[j]) for j in np.flatnonzero(todo & (new_status == FAILED))]
     return {"chunk": chunk, "computed": int(todo.sum()), "failed": failed}
-
-
-def metrics(rates: np.ndarray, times: np.ndarray, window: float | None):
-    """Mean rate over the final ``window`` seconds (default: second half) and the last finite rate."""
-    n, npop, nt = rates.shape
-    finite = np.isfinite(rates)
-    last = np.where(finite.any(axis=2), nt - 1 - np.argmax(finite[:, :, ::-1], axis=2), 0)
-    final = np.take_along_axis(rates, last[:, :, None], axis=2)[:, :, 0]
-    t_end = times[last]
-    span = (t_end - times[0]) / 2 if window is None else np.full_like(t_end, float(window))
-    inside = finite & (times[None, None, :] >= (t_end - span)[:, :, None] - 1e-12)
-    with np.errstate(invalid="ignore"):
-        mean = np.where(inside, rates, 0.0).sum(axis=2) / inside.sum(axis=2)
-    return mean, final
 
 
 # --------------------------------------------------------------------------- the driver
@@ -210,50 +224,24 @@ def writer_lock(store):
 
 
 def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
-              progress: bool = False, max_in_flight: int | None = None, lock: bool = True) -> RunSummary:
+              progress: bool = False, max_in_flight: int | None = None, lock: bool = True,
+              prepared: SweepStore | None = None) -> RunSummary:
     """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened.
 
-    ``lock=False`` when the caller already holds :func:`writer_lock` (the CLI takes it before
-    starting a cluster, so that a refused run starts nothing).
+    ``lock=False`` when the caller already holds :func:`writer_lock`, and ``prepared`` the store
+    it made with :func:`prepare_store` (the CLI takes the lock and prepares the store before
+    starting a cluster, so that a refused run starts nothing, and the store is prepared once).
     """
-    from distributed import as_completed
-
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
-        st = prepare_store(sweep, store)
+        st = prepared if prepared is not None else prepare_store(sweep, store)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
-            bar = _progress(len(chunks), progress, cl)
-            limit = max_in_flight or max(4, 4 * max(1, len(cl.scheduler_info().get("workers", {})) or 2))
-            todo = iter(chunks)
-            key = f"{sweep.hash}-{os.getpid()}-{time.time_ns()}"
-            write_error = None  # a store that cannot be written: stop handing out chunks
-
-            def submit(i):
-                return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
-                                 key=f"sweeper-chunk-{key}-{i}", pure=False, retries=2)
-
-            pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
-            for fut in pending:
-                try:
-                    res = fut.result()
-                except OSError as exc:
-                    res = {"computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
-                except Exception as exc:  # the chunk itself failed (not one point): report it
-                    res = {"computed": 0, "failed": [(-1, "", f"task failed: {type(exc).__name__}: {exc}")]}
-                if res.get("write_error"):  # the store cannot be written: let running chunks end, then stop
-                    write_error = write_error or res["write_error"]
-                summary.computed += res["computed"]
-                summary.failures.extend(res["failed"])
-                fut.release()
-                nxt = next(todo, None) if write_error is None else None
-                if nxt is not None:
-                    pending.add(submit(nxt))
-                bar.update(1)
-            bar.close()
+            write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
+                                      _progress(len(chunks), progress, cl), max_in_flight)
         summary.counts = st.counts()
         if write_error is not None:
             c = summary.counts
@@ -269,6 +257,45 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
                              "run again to finish the store's metadata)") from None
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_failed: bool,
+                summary: RunSummary, bar, max_in_flight: int | None) -> str | None:
+    """Hand out ``chunks`` with a bounded number in flight; return why the store could not be
+    written, if it could not (then no further chunk is handed out)."""
+    from distributed import as_completed
+
+    per_worker = int(config("sweep.tasks-per-worker"))
+    retries = int(config("sweep.task-retries"))
+    workers = len(cl.scheduler_info().get("workers", {}))
+    limit = max_in_flight or max(4, per_worker * max(1, workers or 2))
+    todo = iter(chunks)
+    key = f"{spec_hash}-{os.getpid()}-{time.time_ns()}"
+    write_error = None  # a store that cannot be written: stop handing out chunks
+
+    def submit(i):
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
+                         key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
+
+    pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
+    for fut in pending:
+        try:
+            res = fut.result()
+        except OSError as exc:
+            res = {"computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
+        except Exception as exc:  # the chunk itself failed (not one point): report it
+            res = {"computed": 0, "failed": [(-1, "", f"task failed: {type(exc).__name__}: {exc}")]}
+        if res.get("write_error"):  # the store cannot be written: let running chunks end, then stop
+            write_error = write_error or res["write_error"]
+        summary.computed += res["computed"]
+        summary.failures.extend(res["failed"])
+        fut.release()
+        nxt = next(todo, None) if write_error is None else None
+        if nxt is not None:
+            pending.add(submit(nxt))
+        bar.update(1)
+    bar.close()
+    return write_error
 
 
 class _NoBar:

@@ -3,15 +3,12 @@
 Layout (every array along ``point`` is chunked by ``chunk_points``; one task writes one chunk,
 so no two writers ever touch the same chunk)::
 
-    rates        [point, population, time]   float64 | float32, NaN until written
-    mean_rate    [point, population]          mean over the final window (metric_window seconds)
-    final_rate   [point, population]          last finite sample
-    status       [point]  int8                0 pending, 1 done, 2 failed
-    error        [point]  str                 why a point failed ('' otherwise)
-    point_id     [point]  str                 stable id derived from the parameter values
-    <parameter>  [point]                      one coordinate array per parameter
+    <variable>   [point, ...]   one array per entry of sweeper.store.variables.VARIABLES:
+                                rates [point, population, time], the metrics [point, population],
+                                error, point_id, status [point]
+    <parameter>  [point]        one coordinate array per parameter
     time         [time], population [population]
-    attrs["sweeper"]: spec text, hashes, versions, timestamps, parameter paths
+    attrs["sweeper"]: spec text, hashes, versions, timestamps, parameter paths, variable names
 
 A chunk's traces and metrics are written before its status, and Zarr's local store writes
 each chunk file atomically (temporary file + rename), so a killed run never leaves a point
@@ -31,11 +28,9 @@ from typing import Mapping
 import numpy as np
 import zarr
 
-from .errors import StoreError
-
-PENDING, DONE, FAILED = 0, 1, 2
-STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-RESERVED = {"rates", "mean_rate", "final_rate", "status", "error", "point_id", "time", "population", "point"}
+from ..config import get as config
+from ..errors import StoreError
+from .variables import FAILED, PENDING, STATUS_NAMES, Variable, for_store, VARIABLES
 
 
 def now() -> str:
@@ -63,7 +58,8 @@ class SweepStore:
     # -- creation / opening
     @classmethod
     def create(cls, path, *, params: Mapping[str, np.ndarray], ids: np.ndarray, populations: list[str],
-               times: np.ndarray, attrs: dict, dtype: str = "float64", chunk_points: int = 16) -> "SweepStore":
+               times: np.ndarray, attrs: dict, dtype: str = "float64", chunk_points: int = 16,
+               variables: list[Variable] = VARIABLES) -> "SweepStore":
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path} already exists")
@@ -74,7 +70,7 @@ class SweepStore:
             shutil.rmtree(leftover, ignore_errors=True)
         try:
             cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,
-                       dtype=dtype, chunk_points=chunk_points)
+                       dtype=dtype, chunk_points=chunk_points, variables=variables)
             os.rename(tmp, path)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -82,33 +78,33 @@ class SweepStore:
         return cls.open(path, mode="r+")
 
     @classmethod
-    def _build(cls, path: Path, *, params, ids, populations, times, attrs, dtype, chunk_points):
+    def _build(cls, path: Path, *, params, ids, populations, times, attrs, dtype, chunk_points, variables):
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         n, npop, nt = len(ids), len(populations), len(times)
         c = max(1, min(chunk_points, n))
-        group.create_array("rates", shape=(n, npop, nt), chunks=(c, npop, nt), dtype=dtype,
-                           fill_value=np.nan, dimension_names=["point", "population", "time"])
-        for name in ("mean_rate", "final_rate"):
-            group.create_array(name, shape=(n, npop), chunks=(c, npop), dtype="float64",
-                               fill_value=np.nan, dimension_names=["point", "population"])
-        group.create_array("status", shape=(n,), chunks=(c,), dtype="int8", fill_value=PENDING,
-                           dimension_names=["point"])
-        group.create_array("error", shape=(n,), chunks=(c,), dtype=str, fill_value="",
-                           dimension_names=["point"])
-        group.create_array("point_id", shape=(n,), chunks=(max(c, 4096),), dtype=str, fill_value="",
-                           dimension_names=["point"])
-        group["point_id"][:] = np.asarray(ids, dtype=object)
+        sizes = {"point": n, "population": npop, "time": nt}
+        index_chunk = max(c, int(config("store.coordinate-chunk")))
+        for var in variables:
+            shape = tuple(sizes[d] for d in var.dims)
+            chunks = ((index_chunk if var.written == "ids" else c),) + shape[1:]
+            arr = group.create_array(var.name, shape=shape, chunks=chunks, dtype=var.numpy_dtype(dtype),
+                                     fill_value=var.fill, dimension_names=list(var.dims),
+                                     attributes=var.cf_attrs())
+            if var.written == "ids":
+                arr[:] = np.asarray(ids, dtype=object)
         for name, values in params.items():
             values = np.asarray(values)
             kind = str if values.dtype == object else "float64"
-            arr = group.create_array(name, shape=(n,), chunks=(max(c, 4096),), dtype=kind,
+            arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
                                      fill_value="" if kind is str else np.nan, dimension_names=["point"])
             arr[:] = values
         group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64",
-                           dimension_names=["time"])[:] = times
+                           dimension_names=["time"], attributes={"units": "s", "long_name": "time"})[:] = times
         group.create_array("population", shape=(npop,), chunks=(max(npop, 1),), dtype=str,
-                           dimension_names=["population"])[:] = np.asarray(populations, dtype=object)
+                           dimension_names=["population"],
+                           attributes={"long_name": "recorded population"})[:] = np.asarray(populations, dtype=object)
         group.attrs["sweeper"] = dict(attrs, parameters=list(params), chunk_points=c, dtype=dtype,
+                                      variables=[v.name for v in variables],
                                       created=now(), completed=None, versions=versions())
         cls(path, group).consolidate()
 
@@ -143,6 +139,16 @@ class SweepStore:
         meta = self.meta
         meta.update(changes)
         self.group.attrs["sweeper"] = meta
+
+    @property
+    def variables(self) -> list[Variable]:
+        """This store's per-point arrays (its table entries and its own metrics), status last."""
+        meta = self.meta
+        return for_store(meta.get("variables"), meta.get("user_metrics"))
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [v.name for v in self.variables if v.metric]
 
     @property
     def npoints(self) -> int:
@@ -205,23 +211,23 @@ class SweepStore:
         return np.flatnonzero(padded.reshape(self.nchunks, self.chunk_points).any(axis=1)).tolist()
 
     # -- writing (one chunk at a time, by the task that owns it)
-    def write_chunk(self, i: int, rates: np.ndarray, status: np.ndarray, errors: list[str],
-                    mean_rate: np.ndarray, final_rate: np.ndarray, mask: np.ndarray | None = None):
-        """Write chunk ``i``; rows where ``mask`` is False are left as they are."""
+    def write_chunk(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray | None = None):
+        """Write chunk ``i``: ``values`` holds an array for every task-written variable of the store
+        (rates, each metric, error, status). Rows where ``mask`` is False are left as they are."""
         sl = self.chunk_slice(i)
         g = self.group
-        if mask is not None and not mask.all():
-            old = {k: g[k][sl] for k in ("rates", "mean_rate", "final_rate", "status", "error")}
-            rates = np.where(mask[:, None, None], rates, old["rates"])
-            mean_rate = np.where(mask[:, None], mean_rate, old["mean_rate"])
-            final_rate = np.where(mask[:, None], final_rate, old["final_rate"])
-            status = np.where(mask, status, old["status"])
-            errors = [e if m else o for e, m, o in zip(errors, mask, old["error"])]
-        g["rates"][sl] = rates.astype(g["rates"].dtype, copy=False)
-        g["mean_rate"][sl] = mean_rate
-        g["final_rate"][sl] = final_rate
-        g["error"][sl] = np.asarray(errors, dtype=object)
-        g["status"][sl] = status.astype(np.int8)  # last: a point is done only once its trace is on disk
+        names = [v.name for v in self.variables if v.written == "task"]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise StoreError(f"write_chunk needs {', '.join(missing)}")
+        partial = mask is not None and not mask.all()
+        for name in names:  # table order, status last: a point is done only once its trace is on disk
+            arr = g[name]
+            new = np.asarray(values[name], dtype=object) if name == "error" else np.asarray(values[name])
+            if partial:
+                old = arr[sl]
+                new = np.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+            arr[sl] = new.astype(object) if arr.dtype.kind in "TUSO" else new.astype(arr.dtype, copy=False)
 
     def extend(self, params: Mapping[str, np.ndarray], ids: np.ndarray):
         """Append points (same parameters) at the end; new points start pending.
@@ -234,7 +240,8 @@ class SweepStore:
         for name in self.parameters:
             g[name].resize((n1,))
             g[name][n0:n1] = np.asarray(params[name])
-        for name in ("rates", "mean_rate", "final_rate", "error", "status", "point_id"):
+        ordered = [v.name for v in self.variables if v.name != "point_id"] + ["point_id"]
+        for name in ordered:
             arr = g[name]
             arr.resize((n1,) + arr.shape[1:])
         g["point_id"][n0:n1] = np.asarray(ids, dtype=object)
@@ -245,7 +252,7 @@ class SweepStore:
         """Undo an interrupted :meth:`extend`: cut every per-point array back to the points that
         all arrays have and whose ids are written. Returns how many partly added points went."""
         g = self.group
-        names = ("rates", "mean_rate", "final_rate", "status", "error", "point_id", *self.parameters)
+        names = [v.name for v in self.variables] + self.parameters
         lengths = {name: g[name].shape[0] for name in names}
         n = min(lengths.values())
         written = np.flatnonzero(g["point_id"][:n] != "")

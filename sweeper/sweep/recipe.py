@@ -1,0 +1,162 @@
+"""How one point becomes a network: the base network (a file, an inline mapping or a builder
+function), the resolved parameter paths, and the builder.
+
+A :class:`Recipe` is made once from a validated spec and kept in the store
+(``attrs["sweeper"]["recipe"]``), so a worker rebuilds it without parsing or validating the
+spec again and calls the builder only for the points it simulates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import SpecError, SweeperError
+from ..model import Network
+from .paths import ParamPath
+
+_IMPORT_LOCK = threading.Lock()
+
+
+@contextmanager
+def search_path(folders: list[Path]):
+    """Let ``import`` look in ``folders`` while inside; sys.path is as before afterwards."""
+    with _IMPORT_LOCK:
+        added = [str(f) for f in folders if str(f) not in sys.path]
+        sys.path[:0] = added
+        try:
+            yield
+        finally:
+            for entry in added:
+                if entry in sys.path:
+                    sys.path.remove(entry)
+
+
+def import_builder(ref: Any, folders: list[Path]):
+    """The function named by ``module:function``, its module found in ``folders`` first."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise SpecError(f"builder must be 'module:function', got {ref!r}")
+    module_name, func_name = ref.split(":")
+    try:
+        with search_path(folders):
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"cannot import builder module {module_name!r}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise SpecError(f"module {module_name!r} has no function {func_name!r}")
+    return func
+
+
+def plain(v):
+    """numpy scalars -> Python scalars (builders and validators expect plain types)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+@dataclass
+class Recipe:
+    """Base network + resolved paths + builder: what turns a point into a network."""
+
+    base_dir: Path
+    source: str = "<sweep>"
+    network: Any = None                    # file name (relative to base_dir) or a network mapping
+    builder: str | None = None             # "module:function"
+    builder_path: str | None = None
+    builder_args: dict = field(default_factory=dict)
+    simulation: dict | None = None         # t0 / tf / dt that replace the network's own
+    paths: dict[str, ParamPath | None] = field(default_factory=dict)  # None: passed to the builder by name
+
+    # -- serialised in the store
+    def to_dict(self) -> dict:
+        return {"base_dir": str(self.base_dir), "source": self.source, "network": self.network,
+                "builder": self.builder, "builder_path": self.builder_path, "builder_args": self.builder_args,
+                "simulation": self.simulation,
+                "paths": {n: (p.to_dict() if p is not None else None) for n, p in self.paths.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Recipe":
+        return cls(Path(d["base_dir"]), d.get("source", "<sweep>"), d.get("network"), d.get("builder"),
+                   d.get("builder_path"), dict(d.get("builder_args") or {}), d.get("simulation"),
+                   {n: (ParamPath.from_dict(p) if p is not None else None) for n, p in d["paths"].items()})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    # -- the network
+    @property
+    def is_builder(self) -> bool:
+        return self.builder is not None
+
+    def load_base(self, builder_args: Mapping[str, Any] | None = None) -> Network:
+        """The network before any path is applied (a builder is called with ``builder_args``)."""
+        if not self.is_builder:
+            net = self.network
+            if isinstance(net, dict):
+                from ..io.netfile import network_from_dict
+                base = network_from_dict(net, f"{self.source}: network")
+            elif isinstance(net, str):
+                from ..io import load_network
+                base = load_network(self.base_dir / net)
+            else:
+                raise SpecError(f"'network' must be a file path, got {net!r}")
+        else:
+            base = self.call_builder(builder_args or {})
+        return self._with_simulation(base)
+
+    def _with_simulation(self, net: Network) -> Network:
+        sim = self.simulation
+        if not sim:
+            return net
+        if not isinstance(sim, dict) or any(k not in ("t0", "tf", "dt") for k in sim):
+            raise SpecError(f"'simulation' takes t0, tf, dt; got {sim!r}")
+        return replace(net, simulation=replace(net.simulation, **{k: float(v) for k, v in sim.items()}))
+
+    @property
+    def builder_function(self):
+        if "_builder" not in self.__dict__:
+            folders = ([self.base_dir / self.builder_path] if self.builder_path else []) + [self.base_dir]
+            self.__dict__["_builder"] = import_builder(self.builder, folders)
+        return self.__dict__["_builder"]
+
+    def call_builder(self, params: Mapping[str, Any]) -> Network:
+        args = dict(self.builder_args or {})
+        args.update(params)
+        try:
+            result = self.builder_function(**args)
+        except SweeperError:
+            raise
+        except Exception as exc:
+            raise SpecError(f"the builder {self.builder} failed for {dict(params)}: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(result, Network):
+            return result
+        from ..io.popnet import network_from_builders
+        return network_from_builders(result, simulation=None)
+
+    def base(self) -> Network:
+        """The base network of a file recipe (loaded once)."""
+        if "_base" not in self.__dict__:
+            self.__dict__["_base"] = self.load_base()
+        return self.__dict__["_base"]
+
+    def network_for(self, point: Mapping[str, Any]) -> Network:
+        """The network of one point (a mapping parameter name -> value)."""
+        if self.is_builder:
+            by_name = {k: plain(v) for k, v in point.items() if k in self.paths and self.paths[k] is None}
+            net = self._with_simulation(self.call_builder(by_name))
+        else:
+            net = self.base()
+        for name, path in self.paths.items():
+            if path is not None and name in point:
+                net = path.apply(net, plain(point[name]))
+        return net
