@@ -1,4 +1,8 @@
-"""The ``sweeper`` command line. Each submodule registers its commands on :data:`main`."""
+"""The ``sweeper`` command line. Each submodule registers its commands on :data:`main`.
+
+The library reports through the ``sweeper`` logger; importing the CLI shows those messages on
+stderr as bare lines (INFO and up), so the user sees the same text whichever layer wrote it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,35 @@ import sys
 import click
 
 from ..errors import SweeperError
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # logging.StreamHandler assigns it; the property always wins
+        pass
+
+
+def _show_library_messages() -> None:
+    logger = logging.getLogger("sweeper")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+
+
+def quiet_dask(level: int = logging.WARNING) -> None:
+    """Hide Dask's routine messages (connections closing while a cluster shuts down)."""
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(level)
 
 
 class _Group(click.Group):
@@ -54,8 +87,10 @@ def main():
     _show_library_log()
 
 
+_show_library_messages()
+
 # Registration happens on import; keep these imports at the end.
-for _optional in ("simulate", "sweep", "cluster"):
+for _optional in ("simulate", "sweep", "submit"):
     try:
         __import__(f"{__name__}.{_optional}")
     except ModuleNotFoundError as _exc:  # module not written yet in this checkout

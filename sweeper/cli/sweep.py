@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 import numpy as np
 
-from . import main
+from . import main, quiet_dask
+from ..cluster.kinds import CHOICES as CLUSTER_KINDS
 from ..errors import SweeperError
 
 
@@ -65,7 +67,7 @@ def expand(spec, rows):
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "store", required=True, type=click.Path(), help="The Zarr store to write.")
-@click.option("--cluster", type=click.Choice(["local", "mpi", "slurm"]), default="local", show_default=True)
+@click.option("--cluster", type=click.Choice(CLUSTER_KINDS), default="local", show_default=True)
 @click.option("--scheduler", default=None, help="Join a running Dask scheduler at this address.")
 @click.option("--workers", type=int, default=None, help="Local workers (default: number of cores).")
 @click.option("--jobs", type=int, default=None, help="SLURM worker jobs (--cluster slurm).")
@@ -88,6 +90,7 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     from ..sweep.runner import prepare_store, writer_lock
 
     if cluster == "mpi":
+        quiet_dask()  # the ranks close each other's connections at shutdown: noise, not news
         # every MPI rank runs this; only the client rank returns from connect()
         with connect("mpi", interface=interface) as client:
             summary = run_sweep(Sweep.from_file(spec), store, client=client, retry_failed=retry_failed,
@@ -106,7 +109,7 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
                         summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
                                             progress=not no_progress, lock=False, prepared=prepared)
                     except KeyboardInterrupt:
-                        _quiet_dask()  # the cancelled tasks' warnings while the cluster closes
+                        quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
                         raise
         except KeyboardInterrupt:
             from ..store import SweepStore
@@ -125,12 +128,6 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
             click.echo(f"  ... and {len(summary.failures) - 20} more (see `sweeper status {store}`)", err=True)
     if not summary.ok:
         sys.exit(1)
-
-
-def _quiet_dask() -> None:
-    import logging
-    for name in ("distributed", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 @main.command()

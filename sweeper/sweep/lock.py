@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import socket
-import sys
 from pathlib import Path
 
 from ..errors import StoreError
 from ..store import now
+
+log = logging.getLogger(__name__)
 
 
 def lock_path(store) -> Path:
@@ -104,8 +106,8 @@ class StoreLock:
             except FileExistsError:
                 current = holder(self.store)
                 if current is not None and is_stale(current):
-                    print(f"sweeper: clearing a stale lock on {self.store} ({describe(current)}: "
-                          "that process no longer exists)", file=sys.stderr)
+                    log.warning(f"sweeper: clearing a stale lock on {self.store} ({describe(current)}: "
+                                "that process no longer exists)")
                     self.path.unlink(missing_ok=True)
                     continue
                 raise StoreError(f"{self.store} is being written by another sweeper run "

@@ -29,7 +29,8 @@ from . import main
 @click.option("--log", "log_file", default=None, type=click.Path(),
               help="Job output file (default: STORE's name with -slurm-JOBID.out, next to it).")
 @click.option("--template", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Your own edited copy of slurm/sweep.sbatch.template.")
+              help="Your own edited copy of the packaged template sweeper/templates/sweep.sbatch.template "
+                   "(print it filled in with --dry-run).")
 @click.option("--dry-run", is_flag=True, help="Print the sbatch script; submit nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit with its exit status.")
 @click.option("--timeout", type=float, default=None,
