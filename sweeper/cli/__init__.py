@@ -14,29 +14,6 @@ import click
 from ..errors import SweeperError
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
-
-    def __init__(self):
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):  # logging.StreamHandler assigns it; the property always wins
-        pass
-
-
-def _show_library_messages() -> None:
-    logger = logging.getLogger("sweeper")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
-    logger.setLevel(logging.INFO)
-
-
 def quiet_dask(level: int = logging.WARNING) -> None:
     """Hide Dask's routine messages (connections closing while a cluster shuts down)."""
     for name in ("distributed", "tornado"):
@@ -87,12 +64,5 @@ def main():
     _show_library_log()
 
 
-_show_library_messages()
-
 # Registration happens on import; keep these imports at the end.
-for _optional in ("simulate", "sweep", "submit"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _exc:  # module not written yet in this checkout
-        if _exc.name != f"{__name__}.{_optional}":
-            raise
+from . import simulate, submit, sweep  # noqa: E402,F401
