@@ -21,7 +21,7 @@ _setting: list = []  # that setting, read once (config.get reads the environment
 
 
 def cache_bytes() -> int:
-    """The byte limit of each operator cache (the setting is read again after clear_caches)."""
+    """The byte limit of each operator cache (the setting is read once per process)."""
     if CACHE_BYTES is not None:
         return int(CACHE_BYTES)
     if not _setting:
@@ -172,4 +172,3 @@ def clear_caches() -> None:
     from .grid import _grid_problem
     for fn in (grid, jump, leak, p0, pop_diagonals, delays, _grid_problem):
         fn.cache_clear()
-    _setting.clear()
