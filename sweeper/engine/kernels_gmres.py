@@ -234,12 +234,16 @@ def _reuse_last_step(p, o, n, i, ng, lam, prev_in, prev_out, prev_prev, prev_pre
     return False
 
 
-@njit(cache=True)
-def step_backward_euler(p, o, n, lo, dt, tol, i, fresh, diag, M, doff, V, theff, fleff, has_th, has_fl,
-                        zb0, zb1, nz, inv, achain, cols, sweep_info, term, tmp, tmp2, ypad, pad,
+@njit(cache=True, inline='always')
+def step_backward_euler(p, o, n, lo, dt, tol, i, fresh, diag, M, doff, V, theff, fleff, flags,
+                        zb0, zb1, inv, achain, cols, sweep_info, term, tmp, tmp2, ypad, pad,
                         prev_prev, prev_prev2, has_prev2, has_prev3):
     """One gmres step of population i into ``ypad[pad:pad + n]``; returns the sweeps taken.
-    ``fresh``: the operator was just assembled (then the sweep coefficients are set up)."""
+    ``fresh``: the operator was just assembled (then the sweep coefficients are set up).
+    (At most 30 arguments: numba cannot inline a call with more.)"""
+    has_th = flags[i, 0]
+    has_fl = flags[i, 1]
+    nz = 1.0 if zb1 < 0 else 2.0
     if fresh:
         _gs_setup(n, dt, inv[i], achain[i], diag[i, :n], M, doff, V[i], cols[i], sweep_info[i],
                   theff[i, :n], fleff[i, :n], has_th, has_fl, zb0, zb1, nz)

@@ -191,9 +191,9 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                 d0 = dptr[b, i]
                 if m == BACKWARD_EULER:  # writes its solution to ypad[pad:pad + n]
                     work_out[b, i] += step_backward_euler(p, o, n, lo, dt, tol[b, i], i, fresh, diag, M,
-                                                          doff[d0:d0 + M], V, theff, fleff, has_th, has_fl, zb0, zb1,
-                                                          nz, inv, achain, cols, sweep_info, term, tmp, tmp2, ypad,
-                                                          pad, prev_prev, prev_prev2, has_prev2, has_prev3)
+                                                          doff[d0:d0 + M], V, theff, fleff, flags, zb0, zb1, inv,
+                                                          achain, cols, sweep_info, term, tmp, tmp2, ypad, pad,
+                                                          prev_prev, prev_prev2, has_prev2, has_prev3)
                 elif m == APPROX_TOL:  # explicit methods update p[o:o + n] in place
                     kterm, ok = _taylor_tol(p, o, term, tmp, lo, n, tol[b, i], normord[b, i], i, diag, M, doff, d0,
                                             V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
