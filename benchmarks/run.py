@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sweeper import Dist  # noqa: E402
 from sweeper.engine import simulate, simulate_batch  # noqa: E402
-from sweeper.engine.plan import clear_caches  # noqa: E402
+from sweeper.engine.caches import clear_caches  # noqa: E402
 from sweeper.io import load_network  # noqa: E402
 
 TARGETS = {  # issue 5: minimum speed-up over dipde per network

@@ -375,8 +375,7 @@ class Network:
 
 # --------------------------------------------------------------------------- validation
 def validate_network(net: Network, where: str = "network") -> None:
-    from .engine.grid import check_grid  # the grid rules live with the engine
-
+    # grids, delay queues and update methods are the engine's to judge (sweeper.engine.check)
     sim = net.simulation
     for key in ("t0", "tf", "dt"):
         _finite(getattr(sim, key), f"{where}: simulation.{key}")
@@ -397,7 +396,6 @@ def validate_network(net: Network, where: str = "network") -> None:
         names[pop.name] = pop
         if isinstance(pop, InternalPopulation):
             _validate_internal(pop, pw)
-            check_grid(pop.v_min, pop.v_max, pop.dv, pw)
         elif isinstance(pop, ExternalPopulation):
             _validate_rate(pop.rate, sim, f"{pw}.rate")
         else:
@@ -417,18 +415,12 @@ def validate_network(net: Network, where: str = "network") -> None:
         for v in c.delays.values:
             if v < 0:
                 raise ModelError(f"delay {v!r} is negative", f"{cw}.delays")
-        if c.delay_queue is not None:
-            from .engine.delays import delay_steps
-            steps = delay_steps(c.delays, sim.dt)
-            need = max(steps) + 1
-            if len(c.delay_queue) != need:
-                raise ModelError(f"delay_queue has {len(c.delay_queue)} entries, the delays need {need}",
-                                 f"{cw}.delay_queue")
 
 
 def _validate_internal(p: InternalPopulation, where: str) -> None:
     for key in ("v_min", "v_max", "dv", "tol", "initial_firing_rate"):
-        _finite(getattr(p, key), f"{where}.{key}")
+        if key != "tol" or p.tol is not None:  # tol None: the method's fallback (engine.methods)
+            _finite(getattr(p, key), f"{where}.{key}")
     for v in p.tau_m.values:
         if not v > 0:
             raise ModelError(f"tau_m must be > 0, got {v!r}", f"{where}.tau_m")
@@ -440,14 +432,11 @@ def _validate_internal(p: InternalPopulation, where: str) -> None:
         raise ModelError(f"v_min must be <= 0 (rest is 0 V), got {p.v_min!r}", f"{where}.v_min")
     if p.v_max <= 0:
         raise ModelError(f"v_max (threshold) must be > 0, got {p.v_max!r}", f"{where}.v_max")
-    if p.update_method not in UPDATE_METHODS:
-        raise ModelError(f"unknown update_method {p.update_method!r} (use {', '.join(UPDATE_METHODS)})",
-                         f"{where}.update_method")
     if p.approx_order is not None and (not isinstance(p.approx_order, (int, np.integer))
                                        or isinstance(p.approx_order, bool) or p.approx_order < 1):
         raise ModelError(f"approx_order must be null or an integer >= 1, got {p.approx_order!r}",
                          f"{where}.approx_order")
-    if not p.tol > 0:
+    if p.tol is not None and not p.tol > 0:
         raise ModelError(f"tol must be > 0, got {p.tol!r}", f"{where}.tol")
     if p.initial_firing_rate < 0:
         raise ModelError(f"initial_firing_rate must be >= 0, got {p.initial_firing_rate!r}",

@@ -17,7 +17,7 @@ from sweeper.errors import ModelError, SimulationError
 from sweeper.model import parse_rate
 
 
-# --------------------------------------------------------------------------- grid (spec §4)
+# --------------------------------------------------------------------------- grid (docs/method.md §4)
 @pytest.mark.parametrize("v_min,v_max,dv", [
     (-0.05, 0.02, 1e-4), (-0.02, 0.02, 2e-4), (-0.015, 0.02, 3e-4), (0.0, 0.02, 1e-4),
     (-0.04, 0.02, 1e-4), (-0.1, 0.02, 1e-4), (-0.0123, 0.0151, 7e-4), (-0.03, 0.02, 2e-4),
@@ -75,14 +75,14 @@ def test_initial_density_is_right_closed():
     assert p[105] == 0.5  # 0.0011 lies in (e[105], e[106]]
 
 
-# --------------------------------------------------------------------------- delays (spec §10)
+# --------------------------------------------------------------------------- delays (docs/method.md §10)
 def test_delays_round_half_to_even_on_the_float_quotient():
     d = Dist.parse({"values": [0.0005, 0.0007, 0.0009, 0.0], "probs": [0.25, 0.25, 0.25, 0.25]})
     assert delay_steps(d, 0.0002) == [0, 2, 4, 4]
     assert delay_kernel(d, 0.0002) == ((0, 2, 4), (0.25, 0.25, 0.5))
 
 
-# --------------------------------------------------------------------------- operators (spec §5-6)
+# --------------------------------------------------------------------------- operators (docs/method.md §5-6)
 def test_leak_columns_sum_to_zero_and_drift_toward_zero():
     e = edges(-0.02, 0.02, 2e-4)
     zb = zero_bins(e)
@@ -112,7 +112,7 @@ def test_jump_operator_conserves_mass_and_resets():
     assert np.allclose(F[99], 0.5 - np.eye(len(e) - 1)[99]) and np.allclose(F[100], 0.5 - np.eye(len(e) - 1)[100])
 
 
-# --------------------------------------------------------------------------- time grid (spec §11)
+# --------------------------------------------------------------------------- time grid (docs/method.md §11)
 def test_step_count_is_decided_by_the_float_comparison():
     assert n_steps(Simulation(0.0, 0.093, 0.0003)) == 311  # 310*0.0003 < 0.093
     assert n_steps(Simulation(0.0, 1.5, 0.001)) == 1500
@@ -208,7 +208,7 @@ def test_operator_caches_hold_a_bounded_number_of_bytes_and_eviction_changes_no_
     from dataclasses import replace
     from pathlib import Path
 
-    from sweeper.engine import plan
+    from sweeper.engine import caches as plan
     from sweeper.io import load_network
 
     base = load_network(Path(__file__).parents[1] / "jobs" / "networks" / "single_population.json")

@@ -1,6 +1,6 @@
 """The engine against a dense, literal transcription of the method spec, on many small networks.
 
-``dense_reference`` below follows docs/spec sections 4-11 line by line with dense numpy
+``dense_reference`` below follows docs/method.md sections 4-11 line by line with dense numpy
 matrices and plain loops (nothing shared with sweeper.engine). Randomised networks cover
 what the reference cases may not: tau_m and p0 distributions (p0 points exactly on edges,
 below v_min, above v_max), exact-0 edges or not, narrow last bins, weight distributions
@@ -60,7 +60,7 @@ def ref_leak(e, zb, taus, qs):
 
 
 def ref_frac(a1, a2, b1, b2):
-    """Length of [a1, a2] inside [b1, b2], over the length of [a1, a2] (spec §6.1)."""
+    """Length of [a1, a2] inside [b1, b2], over the length of [a1, a2] (docs/method.md §6.1)."""
     if a1 >= b1 and a2 <= b2:
         return 1.0
     return max(0.0, min(a2, b2) - max(a1, b1)) / (a2 - a1)

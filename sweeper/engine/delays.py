@@ -1,4 +1,4 @@
-"""Synaptic delays in whole time steps (spec §10)."""
+"""Synaptic delays in whole time steps (docs/method.md §10)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Voltage grids (spec §4): edges built with numpy-arange arithmetic, reset bins, initial density.
+"""Voltage grids (docs/method.md §4): edges built with numpy-arange arithmetic, reset bins, initial density.
 
 The exact float values of the edges matter: whether the edge nearest 0 V snaps to
-exactly 0.0 decides whether reset mass goes to one bin or two (spec §4.1-4.2).
+exactly 0.0 decides whether reset mass goes to one bin or two (docs/method.md §4.1-4.2).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def zero_bins(e: np.ndarray) -> tuple[int, ...]:
 
 
 def check_grid(v_min: float, v_max: float, dv: float, where: str = "grid") -> None:
-    """Refuse grids the engine cannot simulate; above all a degenerate last bin (spec §4.1).
+    """Refuse grids the engine cannot simulate; above all a degenerate last bin (docs/method.md §4.1).
 
     When ``(v_max - v_min)/dv`` lands just above an integer, arange adds an extra edge a
     few 1e-15 V below v_max, leaving a last bin of (nearly) zero or negative width that
@@ -89,7 +89,7 @@ def _grid_problem(v_min: float, v_max: float, dv: float) -> str:
 
 
 def initial_density(e: np.ndarray, values, probs, where: str = "p0") -> np.ndarray:
-    """Probability per bin of a discrete initial distribution (spec §4.3, right-closed bins)."""
+    """Probability per bin of a discrete initial distribution (docs/method.md §4.3, right-closed bins)."""
     x = np.asarray(values, dtype=float)
     q = np.asarray(probs, dtype=float)
     cdf = np.cumsum(q)

@@ -1,4 +1,4 @@
-"""Leak and synaptic-jump operators of one population (spec §5-6), stored sparse.
+"""Leak and synaptic-jump operators of one population (docs/method.md §5-6), stored sparse.
 
 The generator of a population is ``J = L + sum_d lambda_d F_d``. We never store J dense:
 
@@ -92,7 +92,7 @@ SNAP_SHIFT = 1e-9  # shifted edges closer than SNAP_SHIFT * dv to a grid edge ar
 
 @njit(cache=True)
 def _frac(a1, a2, b1, b2):
-    """Fraction of the shifted bin [a1, a2] that lands in bin [b1, b2] (spec §6.1)."""
+    """Fraction of the shifted bin [a1, a2] that lands in bin [b1, b2] (docs/method.md §6.1)."""
     if a1 >= b1:
         if a2 <= b2:
             return 1.0
@@ -130,7 +130,7 @@ def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
 
     With ``fill`` False only marks the offsets that occur (index[offset + n - 1] = 1);
     otherwise adds M_i = -pi I + overlaps into values/diag and the lost mass (minus the
-    column sum, rows added in order, spec §6.1) into theta (w > 0) or floor (w <= 0).
+    column sum, rows added in order, docs/method.md §6.1) into theta (w > 0) or floor (w <= 0).
     """
     n = len(e) - 1
     for c in range(len(ws)):
@@ -176,12 +176,12 @@ def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
 
 
 def jump_operator(e: np.ndarray, weight_values, weight_probs, snap: float = SNAP_SHIFT) -> Jump:
-    """F = sum of the weight components' operators, in sorted weight order (spec §6).
+    """F = sum of the weight components' operators, in sorted weight order (docs/method.md §6).
 
     A weight that is a whole number of bins shifts the edges onto the grid up to float
     noise (~1e-15 V), which would leave ~1e-11 "overlaps" with neighbouring bins and an
     extra diagonal. Shifted edges within ``snap * dv`` of a grid edge are therefore put
-    exactly on it (spec §14: snapping within 1e-12 V changes rates by <= 1.1e-12); every
+    exactly on it (docs/method.md §14: snapping within 1e-12 V changes rates by <= 1.1e-12); every
     shifted bin's fractions still sum to 1, so mass is conserved exactly. ``snap=0`` gives
     the literal rule.
     """

@@ -8,90 +8,28 @@ initial densities and rates, external rates, tolerances.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-from functools import lru_cache, wraps
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..errors import ModelError
-from ..model import ConstantRate, Dist, ExternalPopulation, InternalPopulation, Network
-from .delays import delay_kernel
-from .grid import edges, initial_density, zero_bins
-from .operators import jump_operator, leak_dest, leak_rates
-from .propagate import APPROX_ORDER, APPROX_TOL, BACKWARD_EULER, EXACT
+from ..model import ExternalPopulation, InternalPopulation, Network
+from . import caches
+from .caches import clear_caches  # noqa: F401  (benchmarks clear the caches through here)
+from .check import initial_density, queue_times, rate_values
+from .methods import METHODS
+from .timeaxis import n_steps, sample_times
 
-CACHE_BYTES = 64 * 2**20  # per operator cache: a worker's memory must not grow with the sweep
+__all__ = ["Plan", "build_plan", "structure_key", "active_connections", "n_steps", "clear_caches"]
 
-
-def _nbytes(obj) -> int:
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
-    if isinstance(obj, (tuple, list)):
-        return sum(_nbytes(x) for x in obj)
-    return sum(_nbytes(x) for x in vars(obj).values()) if hasattr(obj, "__dict__") else 0
-
-
-def _bytes_cache(fn):
-    """Like ``lru_cache``, but holding at most CACHE_BYTES of arrays (operators can be large:
-    a 200-point weight distribution on 2000 bins is megabytes). Thread-safe: local workers are
-    threads."""
-    entries: OrderedDict = OrderedDict()
-    size = 0
-    lock = threading.Lock()
-
-    @wraps(fn)
-    def cached(*key):
-        nonlocal size
-        with lock:
-            if key in entries:
-                entries.move_to_end(key)
-                return entries[key][0]
-        value = fn(*key)
-        nbytes = _nbytes(value)
-        with lock:
-            if key not in entries:
-                entries[key] = (value, nbytes)
-                size += nbytes
-                while size > CACHE_BYTES and len(entries) > 1:
-                    _, (_, dropped) = entries.popitem(last=False)
-                    size -= dropped
-        return value
-
-    def cache_clear():
-        nonlocal size
-        with lock:
-            entries.clear()
-            size = 0
-
-    cached.cache_bytes = lambda: size
-    cached.cache_clear = cache_clear
-    return cached
 
 def method_code(pop: InternalPopulation) -> int:
     """The kernel's code for a population's update method."""
-    if pop.update_method == "gmres":
-        return BACKWARD_EULER
-    if pop.update_method == "exact":
-        return EXACT
-    return APPROX_TOL if pop.approx_order is None else APPROX_ORDER
+    return METHODS[pop.update_method].kernel_code(pop.approx_order)
 
 
 def active_connections(net: Network):
     """Connections the engine simulates: those with nsyn != 0, in network order."""
     return [c for c in net.connections if c.nsyn != 0]
-
-
-def n_steps(sim) -> int:
-    """Steps taken by ``while t0 + n*dt < tf`` (spec §11)."""
-    t0, tf, dt = float(sim.t0), float(sim.tf), float(sim.dt)
-    n = max(0, int((tf - t0) / dt))
-    while n > 0 and t0 + (n - 1) * dt >= tf:
-        n -= 1
-    while t0 + n * dt < tf:
-        n += 1
-    return n
 
 
 def _groups(net: Network, conns) -> list[int]:
@@ -117,305 +55,275 @@ def structure_key(net: Network):
     conns = active_connections(net)
     groups = _groups(net, conns)
     ctuple = tuple((index.get(c.source, -1), index.get(c.target, -1),
-                    _delay_kernel(c.delays.values, c.delays.probs, float(sim.dt))[0] if sim.dt else (),
+                    caches.delays(c.delays.values, c.delays.probs, float(sim.dt))[0] if sim.dt else (),
                     c.delay_queue is not None, g) for c, g in zip(conns, groups))
     return (float(sim.t0), float(sim.tf), float(sim.dt), tuple(pops), ctuple)
 
 
-@lru_cache(maxsize=512)
-def _grid(v_min: float, v_max: float, dv: float):
-    e = edges(v_min, v_max, dv)
-    zb = zero_bins(e)
-    n = len(e) - 1
-    dest = leak_dest(n, zb)
-    for arr in (e, dest):
-        arr.setflags(write=False)
-    return e, zb, dest
-
-
-@_bytes_cache
-def _jump(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple):
-    J = jump_operator(_grid(v_min, v_max, dv)[0], values, probs)
-    for arr in (J.offsets, J.values, J.diag, J.theta, J.floor):
-        arr.setflags(write=False)
-    return J
-
-
-@_bytes_cache
-def _leak(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
-    e, zb, _ = _grid(v_min, v_max, dv)
-    lk = leak_rates(e, zb, values, probs)
-    lk.setflags(write=False)
-    return lk
-
-
-@_bytes_cache
-def _p0(v_min: float, v_max: float, dv: float, values: tuple, probs: tuple) -> np.ndarray:
-    p = initial_density(_grid(v_min, v_max, dv)[0], values, probs, "p0")
-    p.setflags(write=False)
-    return p
-
-
-def _diagonals(dest: np.ndarray, lk: np.ndarray, jumps: list):
-    """The off-diagonal part of one population's J as diagonals (DIA), for the kernel.
-
-    Returns (offsets, tags, merged index, values): ``offsets`` are the distinct
-    row - column offsets, +-1 (the leak) last; each contribution c is a length-n vector
-    ``values[c]`` tagged 0 for the leak and 1 + g for input group g, added into diagonal
-    ``merged index[c]``.
-    """
-    n = len(lk)
-    keys, vecs = [], []
-    for g, J in enumerate(jumps):
-        for off, vec in zip(J.offsets.tolist(), J.values):
-            keys.append((g + 1, off))
-            vecs.append(vec)
-    up = np.zeros(n)    # bins below the reset bins leak up: entry (k+1, k), offset +1
-    down = np.zeros(n)  # bins above leak down: entry (k-1, k), offset -1
-    src = np.flatnonzero(dest >= 0)
-    rising = dest[src] > src
-    up[dest[src[rising]]] = lk[src[rising]]
-    down[dest[src[~rising]]] = lk[src[~rising]]
-    for off, vec in ((1, up), (-1, down)):
-        if rising.any() if off == 1 else (~rising).any():
-            keys.append((0, off))
-            vecs.append(vec)
-    offsets = sorted({o for _, o in keys}, key=lambda o: (abs(o) == 1, o))
-    index = {o: m for m, o in enumerate(offsets)}
-    order = sorted(range(len(keys)), key=lambda c: (index[keys[c][1]], keys[c][0]))
-    tags = np.array([keys[c][0] for c in order], dtype=np.int64)
-    merged = np.array([index[keys[c][1]] for c in order], dtype=np.int64)
-    values = np.array([vecs[c] for c in order]).reshape(len(order), n)
-    return np.array(offsets, dtype=np.int64), tags, merged, values
-
-
-@_bytes_cache
-def _pop_diagonals(grid: tuple, tau: tuple, jump_keys: tuple):
-    """:func:`_diagonals` of a population with grid (v_min, v_max, dv), tau_m (values, probs)
-    and one (values, probs) weight key per input group, and whether no input moves mass
-    down (cached: members of a sweep often share them)."""
-    jumps = [_jump(*grid, *key) for key in jump_keys]
-    offsets, tags, merged, values = _diagonals(_grid(*grid)[2], _leak(*grid, *tau), jumps)
-    up_only = not any((J.offsets < 0).any() or J.floor.any() for J in jumps)
-    values = values.ravel()
-    for arr in (offsets, tags, merged, values):
-        arr.setflags(write=False)
-    return offsets, tags, merged, values, up_only
-
-
-@lru_cache(maxsize=1024)
-def _delay_kernel(values: tuple, probs: tuple, dt: float):
-    """:func:`delay_kernel` of a delay distribution, cached (called per member and connection)."""
-    return delay_kernel(Dist(values, probs), dt)
-
-
-def clear_caches() -> None:
-    """Forget every cached grid, operator and delay kernel (benchmarks time cold starts)."""
-    from .grid import _grid_problem
-    for fn in (_grid, _jump, _leak, _p0, _pop_diagonals, _delay_kernel, _grid_problem):
-        fn.cache_clear()
-
-
-def _rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
-    """Evaluate an external rate at times t and apply dipde's checks (spec §2.2)."""
-    if isinstance(rate, ConstantRate) and rate.value >= 0:
-        return np.full(t.shape, float(rate.value))
-    try:
-        v = np.asarray(rate(t), dtype=float)
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a user's callable may raise anything
-        raise ModelError(f"rate could not be evaluated: {exc}", where) from None
-    v = np.broadcast_to(v, t.shape).astype(float)
-    bad = ~np.isfinite(v) | (v <= -1e-14)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ModelError(f"rate is {v[i]!r} Hz at t={t[i]!r} (rates must be finite and >= 0)", where)
-    return np.abs(v)
+def _arr(values, dtype=np.int64) -> np.ndarray:
+    return np.array(values, dtype=dtype)
 
 
 @dataclass
 class Plan:
-    """Flat arrays for :func:`sweeper.engine.propagate.run_members` (see there)."""
+    """What :func:`sweeper.engine.propagate.run_members` steps, by name.
 
-    nets: list
-    steps: int
-    t: np.ndarray
-    internal: list          # internal population names, network order
-    recorded: list          # indices into internal of recorded populations
-    args: tuple
+    The fields after ``recorded`` are the kernel's arguments (same names): ``b`` indexes
+    members, ``i`` internal populations, ``g`` input groups, ``c`` connections. Flat
+    per-population vectors are concatenated (population i's bins at ``boff[i]:boff[i+1]``,
+    group g's at ``gboff[g]:gboff[g+1]``).
+    """
+
+    nets: list = field(repr=False)
+    t: np.ndarray = field(repr=False)   # sample times
+    internal: list = field(default_factory=list)   # internal population names, network order
+    recorded: list = field(default_factory=list)   # indices into internal of recorded populations
+    # time axis and populations
+    steps: int = 0
+    dt: float = 0.0
+    n_pop: int = 0
+    nbins: np.ndarray = None            # (P,) bins per population
+    boff: np.ndarray = None             # (P+1,) offsets of each population's bins
+    method: np.ndarray = None           # (P,) kernel code (codes.py)
+    implicit: np.ndarray = None         # (P,) the method solves a linear system per step
+    scaled: np.ndarray = None           # (P,) the operator is assembled as dt * J
+    approx_order: np.ndarray = None     # (P,) fixed Taylor order (0: none)
+    tol: np.ndarray = None              # (B, P) tolerance the kernel runs at
+    normord: np.ndarray = None          # (B, P) norm of the Taylor stopping test
+    zb0s: np.ndarray = None             # (P,) first reset bin
+    zb1s: np.ndarray = None             # (P,) second reset bin or -1
+    # input groups (connections to one target with identical weights)
+    gstart: np.ndarray = None           # (P+1,) population i's groups are gstart[i]:gstart[i+1]
+    gboff: np.ndarray = None            # (G+1,) offsets of each group's bins
+    leak: np.ndarray = None             # (B, N) leak rate of every bin
+    gdiag: np.ndarray = None            # (B, GB) main diagonal of each group's jump operator
+    theta: np.ndarray = None            # (B, GB) threshold flux row of each group
+    floor: np.ndarray = None            # (B, GB) row of mass pushed below v_min
+    th_any: np.ndarray = None           # (B, G) theta has a nonzero entry
+    fl_any: np.ndarray = None           # (B, G) floor has a nonzero entry
+    up_only: np.ndarray = None          # (B, P) no input moves mass down
+    # each population's off-diagonals (DIA, see caches._diagonals)
+    dptr: np.ndarray = None             # (B, P) first offset in doff
+    dcnt: np.ndarray = None             # (B, P) number of offsets
+    doff: np.ndarray = None             # offsets, all populations and members concatenated
+    cptr: np.ndarray = None             # (B, P) first contribution in ctag/cm/cvoff
+    ccnt: np.ndarray = None             # (B, P) number of contributions
+    ctag: np.ndarray = None             # contribution's source: 0 leak, 1 + g group g
+    cm: np.ndarray = None               # contribution's diagonal (index into the offsets)
+    cvoff: np.ndarray = None            # where the contribution's vector starts in DV
+    DV: np.ndarray = None               # the contributions' vectors
+    # initial state
+    p0: np.ndarray = None               # (B, N) initial densities
+    rate0: np.ndarray = None            # (B, P) initial firing rates
+    # connections and delays
+    c_srckind: np.ndarray = None        # (C,) 0 internal, 1 external source
+    c_src: np.ndarray = None            # (C,) source index among internal or external
+    c_group: np.ndarray = None          # (C,) input group
+    c_D: np.ndarray = None              # (C,) longest delay in steps
+    c_kptr: np.ndarray = None           # (C+1,) connection c's delay steps at c_ks[c_kptr[c]:c_kptr[c+1]]
+    c_ks: np.ndarray = None             # delay step counts
+    c_pk: np.ndarray = None             # (B, K) their probabilities
+    c_nsyn: np.ndarray = None           # (B, C)
+    c_hoff: np.ndarray = None           # (C+1,) offsets of each connection's rate history
+    pconn_ptr: np.ndarray = None        # (P+1,) population i's incoming connections ...
+    pconn: np.ndarray = None            # ... are pconn[pconn_ptr[i]:pconn_ptr[i+1]]
+    ext_now: np.ndarray = None          # (B, E, steps+1) external rates at the sample times
+    hist: np.ndarray = None             # (B, H) rate histories, initial queues filled in
+
+    def kernel_args(self) -> dict:
+        """The kernel's arguments by name."""
+        skip = {"nets", "t", "internal", "recorded"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
 def build_plan(nets: list[Network]) -> Plan:
     """Arrays for a batch of networks that all share ``structure_key``."""
     net0 = nets[0]
-    sim = net0.simulation
-    t0, dt = float(sim.t0), float(sim.dt)
-    steps = n_steps(sim)
-    t = t0 + np.arange(steps + 1, dtype=float) * dt
-    B = len(nets)
-
+    plan = Plan(nets, sample_times(net0.simulation))
+    plan.steps, plan.dt = n_steps(net0.simulation), float(net0.simulation.dt)
     ints = [p for p in net0.populations if isinstance(p, InternalPopulation)]
-    exts = [p for p in net0.populations if isinstance(p, ExternalPopulation)]
-    iidx = {p.name: i for i, p in enumerate(ints)}
-    eidx = {p.name: i for i, p in enumerate(exts)}
-    P, E = len(ints), len(exts)
-
-    grids = [_grid(float(p.v_min), float(p.v_max), float(p.dv)) for p in ints]
-    nbins = np.array([len(g[0]) - 1 for g in grids], dtype=np.int64)
-    boff = np.zeros(P + 1, dtype=np.int64)
-    boff[1:] = np.cumsum(nbins)
-    N = int(boff[-1])
-    zb0s = np.array([g[1][0] for g in grids], dtype=np.int64)
-    zb1s = np.array([g[1][1] if len(g[1]) > 1 else -1 for g in grids], dtype=np.int64)
-    method = np.array([method_code(p) for p in ints], dtype=np.int64)
-    approx_order = np.array([p.approx_order or 0 for p in ints], dtype=np.int64)
-
-    conns0 = active_connections(net0)
-    groups0 = _groups(net0, conns0)
-    # global group numbering: by target population, then first appearance
-    first: dict[int, tuple[int, int]] = {}
-    for c, g in zip(conns0, groups0):
-        first.setdefault(g, (iidx[c.target], g))
-    gorder = sorted(first, key=lambda g: first[g])
-    gmap = {g: k for k, g in enumerate(gorder)}
-    G = len(gorder)
-    gpop = np.array([first[g][0] for g in gorder], dtype=np.int64)
-    gstart = np.searchsorted(gpop, np.arange(P + 1)).astype(np.int64)
-    gboff = np.zeros(G + 1, dtype=np.int64)
-    gboff[1:] = np.cumsum(nbins[gpop]) if G else []
-    GB = int(gboff[-1])
-
-    C = len(conns0)
-    c_group = np.array([gmap[g] for g in groups0], dtype=np.int64)
-    c_srckind = np.array([0 if c.source in iidx else 1 for c in conns0], dtype=np.int64)
-    c_src = np.array([iidx.get(c.source, eidx.get(c.source, -1)) for c in conns0], dtype=np.int64)
-    kernels0 = [delay_kernel(c.delays, dt) for c in conns0]
-    c_D = np.array([max(ks) for ks, _ in kernels0], dtype=np.int64)
-    c_kptr = np.zeros(C + 1, dtype=np.int64)
-    c_kptr[1:] = np.cumsum([len(ks) for ks, _ in kernels0])
-    c_ks = np.array([k for ks, _ in kernels0 for k in ks], dtype=np.int64)
-    c_hoff = np.zeros(C + 1, dtype=np.int64)
-    c_hoff[1:] = np.cumsum(c_D + 1 + steps)
-    tgt = np.array([iidx[c.target] for c in conns0], dtype=np.int64)
-    pconn = np.argsort(tgt, kind="stable").astype(np.int64)
-    pconn_ptr = np.searchsorted(tgt[pconn], np.arange(P + 1)).astype(np.int64)
-
-    leak = np.zeros((B, N))
-    p0 = np.zeros((B, N))
-    rate0 = np.zeros((B, P))
-    tol = np.zeros((B, P))
-    normord = np.zeros((B, P))
-    theta = np.zeros((B, GB))
-    floor = np.zeros((B, GB))
-    gdiag = np.zeros((B, GB))
-    dptr = np.zeros((B, P), dtype=np.int64)
-    up_only = np.zeros((B, P), dtype=np.bool_)
-    dcnt = np.zeros((B, P), dtype=np.int64)
-    cptr = np.zeros((B, P), dtype=np.int64)
-    ccnt = np.zeros((B, P), dtype=np.int64)
-    offs_l, tags_l, merged_l, vals_l = [], [], [], []
-    noff = ncon = 0
-    c_pk = np.zeros((B, len(c_ks)))
-    c_nsyn = np.zeros((B, C))
-    ext_now = np.zeros((B, E, steps + 1))
-    hist = np.zeros((B, int(c_hoff[-1])))
-
+    layout = _population_layout(plan, ints)
+    groups = _group_layout(plan, net0, layout)
+    _connection_layout(plan, net0, layout, groups)
+    _allocate(plan, len(nets), layout)
+    diagonals = _Diagonals()
     for b, net in enumerate(nets):
-        name = net.name
-        pops = {p.name: p for p in net.populations}
-        conns = active_connections(net)
-        jumps: dict[int, object] = {}
-        jkeys: dict[int, tuple] = {}
-        for c, g in zip(conns, _groups(net, conns)):
-            gg = gmap[g]
-            if gg not in jumps:
-                tp = pops[c.target]
-                jkeys[gg] = (c.weights.values, c.weights.probs)
-                J = jumps[gg] = _jump(float(tp.v_min), float(tp.v_max), float(tp.dv), *jkeys[gg])
-                theta[b, gboff[gg]:gboff[gg + 1]] = J.theta
-                floor[b, gboff[gg]:gboff[gg + 1]] = J.floor
-                gdiag[b, gboff[gg]:gboff[gg + 1]] = J.diag
-        for i, pname in enumerate(iidx):
-            p = pops[pname]
-            where = f"{name}: populations[{p.name!r}]"
-            o, n = boff[i], int(nbins[i])
-            grid = (float(p.v_min), float(p.v_max), float(p.dv))
-            lk = _leak(*grid, p.tau_m.values, p.tau_m.probs)
-            leak[b, o:o + n] = lk
-            try:
-                p0[b, o:o + n] = _p0(*grid, p.p0.values, p.p0.probs)
-            except ModelError as exc:
-                raise ModelError(exc.message, f"{where}.p0") from None
-            rate0[b, i] = p.initial_firing_rate
-            tol[b, i] = min(p.tol, 1e-12) if p.update_method == "gmres" else p.tol
-            normord[b, i] = float(p.norm)
-            gs = range(gstart[i], gstart[i + 1])
-            offsets, tags, merged, values, up = _pop_diagonals(
-                grid, (p.tau_m.values, p.tau_m.probs), tuple(jkeys[g] for g in gs))
-            dptr[b, i], dcnt[b, i] = noff, len(offsets)
-            # no input moves mass down: then nothing reaches the bins below the density's
-            # lowest occupied bin (under the reset bins), and the kernel skips them exactly
-            up_only[b, i] = up
-            cptr[b, i], ccnt[b, i] = ncon, len(tags)
-            offs_l.append(offsets)
-            tags_l.append(tags)
-            merged_l.append(merged)
-            vals_l.append(values)
-            noff += len(offsets)
-            ncon += len(tags)
-        for k, ename in enumerate(eidx):
-            ext_now[b, k] = _rate_values(pops[ename].rate, t, f"{name}: populations[{ename!r}].rate")
-        for ci, c in enumerate(conns):
-            ks, pk = _delay_kernel(c.delays.values, c.delays.probs, dt)
-            c_pk[b, c_kptr[ci]:c_kptr[ci + 1]] = pk
-            c_nsyn[b, ci] = float(c.nsyn)
-            D = int(c_D[ci])
-            h = c_hoff[ci]
-            where = f"{name}: connections[{c.source}->{c.target}]"
-            if c.delay_queue is not None:
-                q = np.asarray(c.delay_queue, dtype=float)
-            elif c.source in eidx:
-                ts = t0 - np.arange(D, -1, -1, dtype=float) * dt  # oldest first: t0 - D*dt ... t0
-                q = _rate_values(pops[c.source].rate, ts, f"{name}: populations[{c.source!r}].rate")
-            else:
-                q = np.full(D + 1, float(pops[c.source].initial_firing_rate))
-            if len(q) != D + 1:
-                raise ModelError(f"delay_queue has {len(q)} entries, the delays need {D + 1}",
-                                 f"{where}.delay_queue")
-            hist[b, h:h + D + 1] = q
-
-    def cat(parts, dtype):
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-    doff, ctag, cm = cat(offs_l, np.int64), cat(tags_l, np.int64), cat(merged_l, np.int64)
-    DV = cat(vals_l, np.float64)
-    # where each contribution's vector starts in DV
-    sizes = np.concatenate([np.full(len(t), nbins[i]) for (b_, i), t in
-                            zip(((b_, i) for b_ in range(B) for i in range(P)), tags_l)]) if tags_l else []
-    cvoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
-    recorded = [i for i, p in enumerate(ints) if p.record]
-    th_any = np.zeros((B, G), dtype=np.bool_)
-    fl_any = np.zeros((B, G), dtype=np.bool_)
-    for g in range(G):
-        th_any[:, g] = np.any(theta[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
-        fl_any[:, g] = np.any(floor[:, gboff[g]:gboff[g + 1]] != 0, axis=1)
-    args = (steps, dt, P, nbins, boff, method, approx_order, tol, normord,
-            zb0s, zb1s, gstart, gboff, leak, gdiag, theta, floor, th_any, fl_any, up_only,
-            dptr, dcnt, doff, cptr, ccnt, ctag, cm, cvoff, DV, p0, rate0,
-            c_srckind, c_src, c_group, c_D, c_kptr, c_ks, c_pk, c_nsyn, c_hoff, pconn_ptr, pconn,
-            ext_now, hist)
-    return Plan(nets, steps, t, [p.name for p in ints], recorded, args)
+        jumps = _member_jumps(net, groups)
+        _fill_groups(plan, b, jumps)
+        _fill_populations(plan, b, net, layout, jumps, diagonals)
+        _fill_connections(plan, b, net, layout)
+    _concat_diagonals(plan, diagonals)
+    plan.internal = [p.name for p in ints]
+    plan.recorded = [i for i, p in enumerate(ints) if p.record]
+    return plan
 
 
-def fail_reason(code: int, method: str) -> str:
-    """The message for a member's failure code from the kernel."""
-    from . import propagate as pr
-    if code == pr.FAIL_MASS:
-        return ("probability mass not conserved (|sum(p) - 1| >= 1e-12): dt is too large or dv too "
-                f"small for update_method {method!r}; use a smaller dt or update_method 'gmres'")
-    if code == pr.FAIL_SERIES:
-        return (f"update_method {method!r} cannot step this network: dt*||J|| is too large (the "
-                "Taylor series does not converge or the rates ran away); use a smaller dt or 'gmres'")
-    if code == pr.FAIL_NEGATIVE_TOTAL:
-        return "density lost all its mass (no positive entries left)"
-    return "firing rate became non-finite (NaN or inf)"
+@dataclass
+class _Layout:
+    """Names and sizes of a batch's populations."""
+
+    iidx: dict
+    eidx: dict
+    N: int
+
+
+def _population_layout(plan: Plan, ints: list) -> _Layout:
+    net0 = plan.nets[0]
+    exts = [p for p in net0.populations if isinstance(p, ExternalPopulation)]
+    grids = [caches.grid(float(p.v_min), float(p.v_max), float(p.dv)) for p in ints]
+    P = len(ints)
+    plan.n_pop = P
+    plan.nbins = _arr([len(g[0]) - 1 for g in grids])
+    plan.boff = np.zeros(P + 1, dtype=np.int64)
+    plan.boff[1:] = np.cumsum(plan.nbins)
+    plan.zb0s = _arr([g[1][0] for g in grids])
+    plan.zb1s = _arr([g[1][1] if len(g[1]) > 1 else -1 for g in grids])
+    plan.method = _arr([method_code(p) for p in ints])
+    plan.implicit = _arr([METHODS[p.update_method].implicit for p in ints], np.bool_)
+    plan.scaled = _arr([METHODS[p.update_method].scaled_operator(p.approx_order) for p in ints], np.bool_)
+    plan.approx_order = _arr([p.approx_order or 0 for p in ints])
+    return _Layout({p.name: i for i, p in enumerate(ints)}, {p.name: i for i, p in enumerate(exts)},
+                   int(plan.boff[-1]))
+
+
+def _group_layout(plan: Plan, net0: Network, layout: _Layout) -> dict:
+    """Global group numbering (by target population, then first appearance); returns the
+    map from a network's own group numbers to it."""
+    conns0 = active_connections(net0)
+    first: dict[int, tuple[int, int]] = {}
+    for c, g in zip(conns0, _groups(net0, conns0)):
+        first.setdefault(g, (layout.iidx[c.target], g))
+    gorder = sorted(first, key=lambda g: first[g])
+    gpop = _arr([first[g][0] for g in gorder])
+    plan.gstart = np.searchsorted(gpop, np.arange(plan.n_pop + 1)).astype(np.int64)
+    plan.gboff = np.zeros(len(gorder) + 1, dtype=np.int64)
+    plan.gboff[1:] = np.cumsum(plan.nbins[gpop]) if len(gorder) else []
+    return {g: k for k, g in enumerate(gorder)}
+
+
+def _connection_layout(plan: Plan, net0: Network, layout: _Layout, gmap: dict) -> None:
+    conns0 = active_connections(net0)
+    iidx, eidx = layout.iidx, layout.eidx
+    C = len(conns0)
+    plan.c_group = _arr([gmap[g] for g in _groups(net0, conns0)])
+    plan.c_srckind = _arr([0 if c.source in iidx else 1 for c in conns0])
+    plan.c_src = _arr([iidx.get(c.source, eidx.get(c.source, -1)) for c in conns0])
+    kernels0 = [caches.delays(c.delays.values, c.delays.probs, plan.dt) for c in conns0]
+    plan.c_D = _arr([max(ks) for ks, _ in kernels0])
+    plan.c_kptr = np.zeros(C + 1, dtype=np.int64)
+    plan.c_kptr[1:] = np.cumsum([len(ks) for ks, _ in kernels0])
+    plan.c_ks = _arr([k for ks, _ in kernels0 for k in ks])
+    plan.c_hoff = np.zeros(C + 1, dtype=np.int64)
+    plan.c_hoff[1:] = np.cumsum(plan.c_D + 1 + plan.steps)
+    tgt = _arr([iidx[c.target] for c in conns0])
+    plan.pconn = np.argsort(tgt, kind="stable").astype(np.int64)
+    plan.pconn_ptr = np.searchsorted(tgt[plan.pconn], np.arange(plan.n_pop + 1)).astype(np.int64)
+
+
+def _allocate(plan: Plan, B: int, layout: _Layout) -> None:
+    P, N, GB, G = plan.n_pop, layout.N, int(plan.gboff[-1]), len(plan.gboff) - 1
+    for name in ("leak", "p0"):
+        setattr(plan, name, np.zeros((B, N)))
+    for name in ("rate0", "tol", "normord"):
+        setattr(plan, name, np.zeros((B, P)))
+    for name in ("theta", "floor", "gdiag"):
+        setattr(plan, name, np.zeros((B, GB)))
+    for name in ("dptr", "dcnt", "cptr", "ccnt"):
+        setattr(plan, name, np.zeros((B, P), dtype=np.int64))
+    plan.up_only = np.zeros((B, P), dtype=np.bool_)
+    plan.th_any = np.zeros((B, G), dtype=np.bool_)
+    plan.fl_any = np.zeros((B, G), dtype=np.bool_)
+    plan.c_pk = np.zeros((B, len(plan.c_ks)))
+    plan.c_nsyn = np.zeros((B, len(plan.c_D)))
+    plan.ext_now = np.zeros((B, len(layout.eidx), plan.steps + 1))
+    plan.hist = np.zeros((B, int(plan.c_hoff[-1])))
+
+
+def _member_jumps(net: Network, gmap: dict) -> dict:
+    """Global group -> (target population, weight key) of one member."""
+    pops = {p.name: p for p in net.populations}
+    conns = active_connections(net)
+    out: dict = {}
+    for c, g in zip(conns, _groups(net, conns)):
+        out.setdefault(gmap[g], (pops[c.target], (c.weights.values, c.weights.probs)))
+    return out
+
+
+def _fill_groups(plan: Plan, b: int, jumps: dict) -> None:
+    for gg, (tp, key) in jumps.items():
+        J = caches.jump(float(tp.v_min), float(tp.v_max), float(tp.dv), *key)
+        sl = slice(plan.gboff[gg], plan.gboff[gg + 1])
+        plan.theta[b, sl] = J.theta
+        plan.floor[b, sl] = J.floor
+        plan.gdiag[b, sl] = J.diag
+        plan.th_any[b, gg] = np.any(J.theta != 0)
+        plan.fl_any[b, gg] = np.any(J.floor != 0)
+
+
+def _fill_populations(plan: Plan, b: int, net: Network, layout: _Layout, jumps: dict,
+                      diagonals: "_Diagonals") -> None:
+    pops = {p.name: p for p in net.populations}
+    jkeys = {gg: key for gg, (_, key) in jumps.items()}
+    for i, pname in enumerate(layout.iidx):
+        p = pops[pname]
+        o, n = plan.boff[i], int(plan.nbins[i])
+        grid = (float(p.v_min), float(p.v_max), float(p.dv))
+        plan.leak[b, o:o + n] = caches.leak(*grid, p.tau_m.values, p.tau_m.probs)
+        plan.p0[b, o:o + n] = initial_density(p, f"{net.name}: populations[{p.name!r}]")
+        plan.rate0[b, i] = p.initial_firing_rate
+        plan.tol[b, i] = METHODS[p.update_method].effective_tol(p.tol)
+        plan.normord[b, i] = float(p.norm)
+        gs = range(plan.gstart[i], plan.gstart[i + 1])
+        offsets, tags, merged, values, up = caches.pop_diagonals(
+            grid, (p.tau_m.values, p.tau_m.probs), tuple(jkeys[g] for g in gs))
+        plan.dptr[b, i], plan.dcnt[b, i] = diagonals.noff, len(offsets)
+        plan.cptr[b, i], plan.ccnt[b, i] = diagonals.ncon, len(tags)
+        # no input moves mass down: then nothing reaches the bins below the density's
+        # lowest occupied bin (under the reset bins), and the kernel skips them exactly
+        plan.up_only[b, i] = up
+        diagonals.add(offsets, tags, merged, values, n)
+
+
+def _fill_connections(plan: Plan, b: int, net: Network, layout: _Layout) -> None:
+    pops = {p.name: p for p in net.populations}
+    t0, dt = float(net.simulation.t0), plan.dt
+    for k, ename in enumerate(layout.eidx):
+        plan.ext_now[b, k] = rate_values(pops[ename].rate, plan.t, f"{net.name}: populations[{ename!r}].rate")
+    for ci, c in enumerate(active_connections(net)):
+        _, pk = caches.delays(c.delays.values, c.delays.probs, dt)
+        plan.c_pk[b, plan.c_kptr[ci]:plan.c_kptr[ci + 1]] = pk
+        plan.c_nsyn[b, ci] = float(c.nsyn)
+        D, h = int(plan.c_D[ci]), plan.c_hoff[ci]
+        if c.delay_queue is not None:  # its length was checked by check_network
+            q = np.asarray(c.delay_queue, dtype=float)
+        elif c.source in layout.eidx:
+            q = rate_values(pops[c.source].rate, queue_times(c, t0, dt), f"{net.name}: populations[{c.source!r}].rate")
+        else:
+            q = np.full(D + 1, float(pops[c.source].initial_firing_rate))
+        plan.hist[b, h:h + D + 1] = q
+
+
+class _Diagonals:
+    """Every (member, population)'s diagonals, in order, and how many offsets and
+    contributions came before."""
+
+    def __init__(self):
+        self.parts: list = []
+        self.noff = self.ncon = 0
+
+    def add(self, offsets, tags, merged, values, n: int) -> None:
+        self.parts.append((offsets, tags, merged, values, n))
+        self.noff += len(offsets)
+        self.ncon += len(tags)
+
+
+def _concat_diagonals(plan: Plan, diagonals: _Diagonals) -> None:
+    """Concatenate the diagonals; cvoff: where each contribution's vector starts in DV."""
+    parts = diagonals.parts
+
+    def cat(k, dtype):
+        return np.concatenate([d[k] for d in parts]).astype(dtype) if parts else np.zeros(0, dtype)
+    plan.doff, plan.ctag, plan.cm = cat(0, np.int64), cat(1, np.int64), cat(2, np.int64)
+    plan.DV = cat(3, np.float64)
+    sizes = np.concatenate([np.full(len(d[1]), d[4]) for d in parts]) if parts else []
+    plan.cvoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)

@@ -7,13 +7,13 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import config
 from ..errors import ModelError, SimulationError
 from ..model import Network
-from .plan import build_plan, fail_reason, structure_key
+from .check import check_network
+from .methods import METHODS
+from .plan import active_connections, build_plan, n_steps, structure_key
 from .propagate import run_members
-
-MAX_BATCH = 128            # members stepped per compiled call
-BATCH_BYTES = 256 * 2**20  # ... and at most about this much memory for their arrays
 
 
 @dataclass
@@ -32,30 +32,32 @@ class Result:
 
 def simulate(net: Network) -> Result:
     """Simulate one network; raise SimulationError (with the reason) if it fails numerically."""
-    net.validate(net.name)
+    check_network(net, net.name, sample=False)  # rates and p0 are checked while building the plan
     out = _run_group([net])[0]
     if isinstance(out, SimulationError):
         raise out
     return out
 
 
-def simulate_batch(nets: Sequence[Network]) -> list:
+def simulate_batch(nets: Sequence[Network], max_batch: int | None = None) -> list:
     """Simulate many networks; same-structure ones are stepped together.
 
     Returns one entry per network, in order: a :class:`Result`, or the SimulationError that
-    network ran into (a failing member never affects the others).
+    network ran into (a failing member never affects the others). ``max_batch`` (default:
+    the engine.max-batch setting) bounds the members per compiled call.
     """
     out: list = [None] * len(nets)
     groups: dict = {}
     for k, net in enumerate(nets):
         try:
-            net.validate(net.name)
+            check_network(net, net.name, sample=False)
         except ModelError as exc:
             out[k] = _as_simulation_error(exc)
             continue
         groups.setdefault(structure_key(net), []).append(k)
+    limits = (int(config.get("engine.max-batch", max_batch)), int(config.get("engine.batch-bytes")))
     for members in groups.values():
-        size = batch_size(nets[members[0]])
+        size = batch_size(nets[members[0]], *limits)
         for s in range(0, len(members), size):
             chunk = members[s:s + size]
             for k, res in zip(chunk, _run_group([nets[k] for k in chunk])):
@@ -63,16 +65,18 @@ def simulate_batch(nets: Sequence[Network]) -> list:
     return out
 
 
-def batch_size(net: Network) -> int:
-    """Members per compiled call so that the batch's arrays stay within BATCH_BYTES."""
+def batch_size(net: Network, max_batch: int | None = None, batch_bytes: int | None = None) -> int:
+    """Members per compiled call so that the batch's arrays stay within ``batch_bytes``
+    (defaults: the engine.max-batch and engine.batch-bytes settings)."""
     from .grid import n_bins
-    from .plan import active_connections, n_steps
     steps = n_steps(net.simulation)
     bins = sum(n_bins(p.v_min, p.v_max, p.dv) for p in net.internal)
     series = len(net.populations) + len(active_connections(net))  # rates, inputs, delay histories
     weights = sum(len(c.weights.values) for c in active_connections(net))
     per_member = 8 * (series * (steps + 1) + bins * (8 + min(weights, 64)))
-    return max(1, min(MAX_BATCH, BATCH_BYTES // max(per_member, 1)))
+    max_batch = int(config.get("engine.max-batch", max_batch))
+    batch_bytes = int(config.get("engine.batch-bytes", batch_bytes))
+    return max(1, min(max_batch, batch_bytes // max(per_member, 1)))
 
 
 def _as_simulation_error(exc: ModelError) -> SimulationError:
@@ -95,7 +99,8 @@ def _run_group(nets: list[Network]) -> list:
     fail_step = np.zeros(B, dtype=np.int64)
     fail_pop = np.zeros(B, dtype=np.int64)
     sweeps = np.zeros((B, P), dtype=np.int64)
-    run_members(*plan.args, rates, status, fail_step, fail_pop, sweeps)
+    run_members(**plan.kernel_args(), rates=rates, status=status, fail_step=fail_step, fail_pop=fail_pop,
+                work_out=sweeps)
     names = [plan.internal[i] for i in plan.recorded]
     results = []
     for b, net in enumerate(nets):
@@ -103,7 +108,7 @@ def _run_group(nets: list[Network]) -> list:
             pop = net.population(plan.internal[fail_pop[b]])
             step = int(fail_step[b])
             results.append(SimulationError(
-                fail_reason(int(status[b]), pop.update_method),
+                METHODS[pop.update_method].fail_reason(int(status[b])),
                 f"{net.name}: populations[{pop.name!r}] at t={float(plan.t[step])!r} s (step {step})"))
         else:
             results.append(Result(plan.t.copy(), rates[b, plan.recorded].copy(), list(names), net.name,
