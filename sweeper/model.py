@@ -16,7 +16,6 @@ import numpy as np
 from .errors import ModelError
 from .expr import Expression
 
-UPDATE_METHODS = ("approx", "exact", "gmres")
 
 
 # --------------------------------------------------------------------------- distributions
@@ -100,7 +99,6 @@ def to_float(x, where: str, finite: bool = True) -> float:
 
 
 _finite = to_float      # the names validate_network uses
-_is_number = is_number
 
 
 def _float_list(xs, where: str) -> list[float]:
@@ -441,7 +439,7 @@ def _validate_internal(p: InternalPopulation, where: str) -> None:
     if p.initial_firing_rate < 0:
         raise ModelError(f"initial_firing_rate must be >= 0, got {p.initial_firing_rate!r}",
                          f"{where}.initial_firing_rate")
-    if not (p.norm == math.inf or p.norm == -math.inf or (_is_number(p.norm) and p.norm >= 1)):
+    if not (p.norm == math.inf or p.norm == -math.inf or (is_number(p.norm) and p.norm >= 1)):
         raise ModelError(f"norm must be inf or a number >= 1, got {p.norm!r}", f"{where}.norm")
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from ..errors import ModelError
 from ..model import (
-    UPDATE_METHODS, Dist, ExternalPopulation, InternalPopulation, Network, parse_rate,
+    Dist, ExternalPopulation, InternalPopulation, Network, is_number, parse_rate,
 )
+from ..engine.methods import METHODS, method_names
 
 _INTERNAL_FIELDS = {
     "tau_m": "dist", "v_min": "number", "v_max": "number", "dv": "number",
@@ -48,17 +49,17 @@ class ParamPath:
     def check_value(self, value) -> str | None:
         """Return a description of what is wrong with ``value`` for this path, or None."""
         if self.kind == "method":
-            return None if value in UPDATE_METHODS else f"must be one of {', '.join(UPDATE_METHODS)}, got {value!r}"
+            return None if value in METHODS else f"must be one of {method_names()}, got {value!r}"
         if self.kind == "order":
             ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
                 isinstance(value, float) and value.is_integer() and value >= 1)
             return None if ok else f"must be null or an integer >= 1, got {value!r}"
         if self.kind == "rate":
-            return None if _is_number(value) or isinstance(value, str) else \
+            return None if is_number(value) or isinstance(value, str) else \
                 f"must be a number or an expression string, got {value!r}"
         if self.kind == "dist" and isinstance(value, dict):
             return None
-        if not _is_number(value):
+        if not is_number(value):
             return f"must be a number, got {value!r}"
         if not math.isfinite(float(value)):
             return f"must be finite, got {value!r}"
@@ -83,11 +84,6 @@ class ParamPath:
         if self.kind == "scale":
             return net.replace_connection(self.target, weights=conn.weights.scaled(float(value)))
         return net.replace_connection(self.target, **{self.field: _convert(self.kind, value, self.text)})
-
-
-def _is_number(x) -> bool:
-    import numpy as np
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _convert(kind: str, value, where: str):

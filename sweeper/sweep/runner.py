@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import metrics as metric_table
 from ..config import get as config
+from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
 from . import points as pts
@@ -140,7 +141,7 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
         point = {k: v[j] for k, v in params.items()}
         try:
             net = recipe.network_for(point)
-            net.validate(where="point")
+            check_network(net, where="point")
             if net.recorded != pops:
                 raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
         except SweeperError as exc:

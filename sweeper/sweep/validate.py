@@ -14,6 +14,7 @@ from typing import Any
 from ..config import get as config
 from ..errors import ExpressionError, ModelError, SweeperError
 from ..expr import Expression
+from ..engine.check import check_network
 from ..model import Network
 from . import points as pts
 from .paths import ParamPath, resolve
@@ -271,7 +272,7 @@ class SpecChecks:
                 continue
             for v in _distinct(values):
                 try:
-                    path.apply(base, v).validate(where=f"{path.text}={v!r}")
+                    check_network(path.apply(base, v), where=f"{path.text}={v!r}")
                 except SweeperError as exc:
                     P.add(("parameters", name), str(exc))
                     break
@@ -281,7 +282,7 @@ class SpecChecks:
                 continue
             for v in (low, high):
                 try:
-                    path.apply(base, v).validate(where=f"{path.text}={v!r}")
+                    check_network(path.apply(base, v), where=f"{path.text}={v!r}")
                 except SweeperError as exc:
                     P.add(("parameters", name, "range"), str(exc))
                     break
