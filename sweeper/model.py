@@ -8,6 +8,7 @@ only this. Units are DiPDE's: seconds, volts relative to rest, Hz.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Union
 
@@ -229,6 +230,16 @@ class InternalPopulation:
         """Model-level checks of this population alone (ModelError naming ``where``)."""
         _validate_internal(self, where)
         return self
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a population (None when it can): names are printed as one line
+    (CSV headers, rates files), so they must be non-empty text without control characters."""
+    if not isinstance(name, str) or not name:
+        return f"needs a non-empty string name, got {name!r}"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return f"a population name must be one line without control characters, got {name!r}"
+    return None
 
 
 #: The fields of an internal population that a network file or a PopNet dynamics_params may set.
