@@ -90,14 +90,14 @@ def hash_files(files: Iterable[str | os.PathLike], base: str | os.PathLike | Non
 def parse_json(text: str, where: str, duplicate_keys: bool = False) -> Any:
     """Parse JSON; ``duplicate_keys=False`` refuses an object that repeats a key."""
     hook = None if duplicate_keys else _no_duplicates
-    if _json_depth(text) > limit("max-depth"):
-        raise ModelError(f"JSON nested more than {limit('max-depth')} levels deep (io.max-depth)", where)
+    if _json_depth(text) > (most := limit("max-depth")):
+        raise ModelError(f"JSON nested more than {most} levels deep (io.max-depth)", where)
     try:
         doc = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise ModelError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where) from None
     except RecursionError:
-        raise ModelError(f"JSON nested more than {limit('max-depth')} levels deep (io.max-depth)", where) from None
+        raise ModelError(f"JSON nested more than {most} levels deep (io.max-depth)", where) from None
     except _Duplicate as exc:
         raise ModelError(f"invalid JSON: key {exc.args[0]!r} appears twice in one object", where) from None
     return doc
