@@ -369,3 +369,20 @@ def test_simulate_output_targets(tmp_path_factory, target):
     assert result.exit_code in (0, 2) and "Traceback" not in result.output
     if result.exit_code == 2:
         assert result.stderr.startswith("sweeper: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (BASE_TEXT + "name: again\n", "duplicate key 'name' (first at line"),
+    ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 12)), "io.yaml-max-nodes"),
+    ("parameters: " + "[" * 10_000 + "]" * 10_000 + "\n", "io.max-depth"),
+])
+def test_spec_yaml_limits_and_duplicate_keys(tmp_path, text, fragment):
+    """Sweep specs are read with io's YAML loader: one SpecError line naming the spec, no traceback."""
+    (tmp_path / "spec.yaml").write_text(text)
+    shutil.copy(NET, tmp_path / NET.name)
+    with pytest.raises(SweeperError) as info:
+        Sweep.from_file(tmp_path / "spec.yaml")
+    assert fragment in str(info.value) and "spec.yaml" in str(info.value)
+    result = CliRunner().invoke(main, ["expand", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 2 and "Traceback" not in result.output and fragment in result.stderr
