@@ -121,6 +121,9 @@ class Sweep(SpecChecks):
                   f"{max_points:.0e}: split the sweep")
         if base is not None and not P.items:
             self._check_values(base, P)
+        if base is not None and not P.items:
+            from .limits import check_sweep
+            check_sweep(self, base, P)  # steps and memory per task, before anything runs
         if P.items:
             raise SpecError(P.items)
         self._recipe.paths = {**self.paths, **{n: d[1] for n, d in self.derived.items()}}
