@@ -222,7 +222,9 @@ def test_ctrl_c_stops_the_run_with_a_message_keeps_its_points_and_a_rerun_resume
     proc.send_signal(signal.SIGINT)  # the held worker process is ended by the cluster's close
     out, err = proc.communicate(timeout=300)
     counts = assert_only_correct_points(store, reference)
-    assert proc.returncode == 130 and "Traceback" not in err and "WARNING" not in err, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    # worker processes log Dask's own notes on the cancelled tasks (their log is not the CLI's)
+    assert not [x for x in err.splitlines() if "WARNING" in x and "distributed." not in x], err
     assert err.splitlines()[-1] == (f"sweeper: interrupted; {store} keeps {counts['done']} done and "
                                     f"{counts['failed']} failed points ({counts['pending']} pending): run the "
                                     "same command again to resume")

@@ -24,7 +24,7 @@ from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
 from . import points as pts
-from .recipe import Recipe
+from .recipe import Recipe, plain
 from .spec import Sweep
 
 log = logging.getLogger(__name__)
@@ -133,15 +133,21 @@ def _legacy_recipe(spec_hash: str, spec: str, base_dir: str, source: str) -> Rec
     return Sweep.from_text(spec, base_dir=base_dir, source=source).recipe
 
 
-def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
+def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str],
+              times: np.ndarray | None = None, every: int = 1):
     """The network of every point to compute, validated once; a point that cannot be built gets
     its reason in ``errors``."""
+    from .pointcheck import check_time
     nets, rows = [], []
+    tf_swept = any(p is not None and p.area == "simulation" and p.field == "tf" for p in recipe.paths.values())
     for j in np.flatnonzero(todo):
         point = {k: v[j] for k, v in params.items()}
         try:
             net = recipe.network_for(point)
             check_network(net, where="point")
+            if times is not None and recipe.is_builder:
+                where = "point " + ", ".join(f"{k}={plain(v)!r}" for k, v in point.items())
+                check_time(net, times, every, tf_swept, where)
             if net.recorded != pops:
                 raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
         except SweeperError as exc:
@@ -175,7 +181,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
     new_status = np.full(n, FAILED, dtype=np.int8)
     errors = [""] * n
 
-    nets, rows = _networks(recipe, params, todo, pops, errors)
+    nets, rows = _networks(recipe, params, todo, pops, errors, times, every)
     for j, result in zip(rows, simulate_batch(nets) if nets else []):
         if isinstance(result, Exception):
             errors[j] = str(result)
