@@ -41,10 +41,14 @@ export DASK_LOGGING__DISTRIBUTED=warning
 # by submitting the same job again. The job's exit status is the sweep's.
 srun --mpi=pmi2 {bin}/sweeper run {spec} -o {out}/grid.zarr --cluster mpi --no-progress --interface ib0 --retry-failed &
 sweep=$!
-# Near the time limit (--signal above) or on scancel, Slurm sends this script SIGTERM: pass it on,
-# so the sweep stops cleanly (chunks in flight finished or left pending, the store's lock
-# released) and the job ends with exit status 143. A trapped signal ends `wait` early: wait again.
-trap 'kill -TERM "$sweep" 2>/dev/null || true' TERM INT
+# Near the time limit (--signal above) or on scancel, Slurm sends this script SIGTERM: pass it on
+# to the sweep's ranks, so the sweep stops cleanly (chunks in flight finished or left pending, the
+# store's lock released) and the job ends with exit status 143. Through Slurm, not to srun itself:
+# srun answers SIGTERM by killing its tasks. A trapped signal ends `wait` early: wait again.
+forward() {
+  if [ -n "${SLURM_JOB_ID:-}" ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$sweep"; fi
+}
+trap 'forward 2>/dev/null || true' TERM INT
 while true; do
   wait "$sweep" && status=0 || status=$?
   kill -0 "$sweep" 2>/dev/null || break

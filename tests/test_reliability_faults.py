@@ -233,15 +233,15 @@ def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(
     #    writes (seen on disk), the run is frozen, checked to be unfinished, then killed
     for _ in range(3):
         left = NCHUNKS - SweepStore.open(store).counts()["done"] // 2
-        if left < 2:
+        if left < 4:
             break
         proc = _start(spec, store)
         _wait_for(proc, lambda: lock_path(store).exists(), "the lock")
-        writes = int(rng.integers(1, left))  # leaves at least one chunk to do
+        writes = int(rng.integers(1, left - 2))  # leaves at least three chunks to do
         _freeze_after_writes(proc, store, writes)
         counts = SweepStore.open(store).counts()
-        assert counts["pending"] > 0, "the run finished before its kill moment"
         _kill(proc)
+        assert counts["pending"] > 0, "the run finished before its kill moment"
         counts = assert_only_correct_points(store, reference)
         history.append((f"after {writes} writes", counts["done"]))
 
@@ -458,3 +458,22 @@ def test_unstable_points_fail_with_the_engine_reason_never_nan_marked_done(tmp_p
     assert verify_store(tmp_path / "s.zarr") == []
     shown = CliRunner().invoke(main, ["status", str(tmp_path / "s.zarr")])
     assert f"{(~stable).sum()} failed" in shown.output and "probability mass not conserved" in shown.output
+
+
+def test_plot_and_unlock_on_a_read_only_file_system_are_one_line(tmp_path, tmpfs, client):
+    spec = write_spec(tmp_path, SPEC.replace("values: [0.01, 0.015, 0.02, 0.03]", "values: [0.01, 0.02]"))
+    store = tmpfs / "s.zarr"
+    assert run_sweep(Sweep.from_file(spec), store, client=client).ok
+    lock_path(store).write_text('{"host": "node-17", "pid": 4242, "started": "then"}')
+    _mount(tmpfs, "ro")
+    try:
+        for args, message in [(["plot", store], f"sweeper: error: {tmpfs}/s.png: Read-only file system"),
+                              (["plot", store, "-x", "rate", "-y", "tau", "-o", tmpfs / "p.png"],
+                               f"sweeper: error: {tmpfs}/p.png: Read-only file system"),
+                              (["unlock", store], f"sweeper: error: cannot unlock {store}: Read-only file system")]:
+            result = CliRunner().invoke(main, [str(a) for a in args])
+            assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+            assert result.output.strip().splitlines()[-1] == message
+        assert lock_path(store).exists()
+    finally:
+        _mount(tmpfs, "rw")

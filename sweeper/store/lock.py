@@ -19,6 +19,7 @@ import errno
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -87,10 +88,16 @@ def holder(store) -> dict | None:
     return info
 
 
+def _lease(info: dict) -> float:
+    """The lease the holder wrote into its lock (this run's setting for older or damaged locks)."""
+    lease = info.get("lease")
+    ok = isinstance(lease, (int, float)) and not isinstance(lease, bool) and 0 < lease < 1e9
+    return float(lease) if ok else _seconds("cluster.lock.lease")
+
+
 def _stale_reason(info: dict, age: float | None) -> str | None:
     """Why the holder cannot be writing any more, or None when it may be."""
-    lease = info.get("lease")
-    lease = float(lease) if isinstance(lease, (int, float)) and lease > 0 else _seconds("cluster.lock.lease")
+    lease = _lease(info)
     if age is not None and age > lease:
         return f"not renewed for {age:.0f} s, longer than its lease of {lease:.0f} s"
     if info.get("damaged") or info.get("host") != socket.gethostname():
@@ -219,9 +226,19 @@ class StoreLock:
                 return
             except FileExistsError:
                 pass
+            current, st = _read(self.path)
+            if current is not None and st is not None:
+                age = max(0.0, time.time() - st.st_mtime)
+                if age < _lease(current) / 2 and _stale_reason(current, age) is None:
+                    raise self._held(current)  # plainly live: refusing needs no guard
             if self._take_over(tmp):
                 return
         raise StoreError(f"cannot lock {self.store}: its lock keeps changing hands")
+
+    def _held(self, current: dict) -> StoreError:
+        return StoreError(f"{self.store} is being written by another sweeper run "
+                          f"({describe(current)}); if that run is dead, clear it with "
+                          f"`sweeper unlock {self.store}`")
 
     def _take_over(self, tmp: Path) -> bool:
         """Under the guard: replace the lock by ours if it is stale (True), refuse if it is live;
@@ -233,9 +250,7 @@ class StoreLock:
                 return False
             reason = _stale_reason(current, None if st is None else max(0.0, clock - st.st_mtime))
             if reason is None:
-                raise StoreError(f"{self.store} is being written by another sweeper run "
-                                 f"({describe(current)}); if that run is dead, clear it with "
-                                 f"`sweeper unlock {self.store}`")
+                raise self._held(current)
             log.warning(f"sweeper: clearing a stale lock on {self.store} ({describe(current)}: {reason})")
             self.path.unlink(missing_ok=True)
             try:
@@ -250,6 +265,7 @@ class StoreLock:
         """Create the guard file exclusively (waiting while another run holds it); returns its
         modification time: the file system's clock, against which leases are measured."""
         stuck = _seconds("cluster.lock.guard-timeout")
+        pause = 0.0005
         while True:
             try:
                 fd = os.open(self.guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -259,7 +275,10 @@ class StoreLock:
                         _remove(self.guard)  # left by a run killed while taking over
                 except FileNotFoundError:
                     pass
-                time.sleep(0.001)  # another run holds the guard for a few file operations
+                # another run holds the guard for a few file operations; back off so that
+                # many waiting runs leave it the processor
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(0.05, pause * 2)
                 continue
             try:
                 os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
