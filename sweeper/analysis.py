@@ -45,7 +45,7 @@ def status_text(store) -> str:
              f"status:     " + ", ".join(f"{counts[name]} {name}" for name in STATUS_NAMES.values()),
              f"created:    {meta.get('created')}",
              f"completed:  {meta.get('completed') or '-'}"]
-    from .sweep.lock import describe, holder
+    from .store.lock import describe, holder
     lock = holder(st.path)
     if lock:
         lines.append(f"locked by:  {describe(lock)}")

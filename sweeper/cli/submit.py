@@ -43,9 +43,12 @@ def submit(spec, store, nodes, time_limit, partition, account, ntasks_per_node, 
     runs out of time, submit the same command again and it computes only the missing points.
     """
     from .. import cluster
+    from ..cluster.sbatch import safe
     from ..sweep import Sweep
 
     Sweep.from_file(spec)  # spec errors now, not in the job's log
+    if interface:
+        safe(interface, "--interface")
     run_args = (["--interface", interface] if interface else []) + (
         ["--retry-failed"] if retry_failed else [])
     options = dict(partition=partition, account=account, ntasks_per_node=ntasks_per_node,

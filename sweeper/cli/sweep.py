@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 import numpy as np
 
-from . import main, quiet_dask
+from . import main
 from ..cluster.kinds import CHOICES as CLUSTER_KINDS
 from ..errors import SweeperError
 
@@ -84,39 +83,23 @@ def expand(spec, rows):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime, worker_lifetime, interface,
         processes, retry_failed, no_progress):
-    """Run SPEC into STORE (resumes and extends an existing store of the same spec)."""
-    from ..cluster import connect
-    from ..sweep import Sweep, run_sweep
-    from ..sweep.runner import prepare_store, writer_lock
+    """Run SPEC into STORE (resumes and extends an existing store of the same spec).
 
+    SIGINT (Ctrl-C) or SIGTERM (Slurm's time limit) stops the run cleanly: exit status 130 / 143,
+    the lock released, the store resumable; a second Ctrl-C exits at once.
+    """
+    from ..cluster import make_kind
+    from .running import run_here, run_mpi, store_path
+
+    store_path(store)
     if cluster == "mpi":
-        quiet_dask()  # the ranks close each other's connections at shutdown: noise, not news
-        # every MPI rank runs this; only the client rank returns from connect()
-        with connect("mpi", interface=interface) as client:
-            summary = run_sweep(Sweep.from_file(spec), store, client=client, retry_failed=retry_failed,
-                                progress=not no_progress)
+        summary = run_mpi(spec, store, interface=interface, retry_failed=retry_failed,
+                          progress=not no_progress)
     else:
-        # spec, lock and store errors before any cluster starts
-        sweep = Sweep.from_file(spec)
-        try:
-            with writer_lock(store):
-                prepared = prepare_store(sweep, store)
-                with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
-                             jobs=jobs, queue=queue, account=account, walltime=walltime,
-                             worker_lifetime=worker_lifetime, interface=interface,
-                             processes=processes) as client:
-                    try:
-                        summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                            progress=not no_progress, lock=False, prepared=prepared)
-                    except KeyboardInterrupt:
-                        quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
-                        raise
-        except KeyboardInterrupt:
-            from ..store import SweepStore
-            c = SweepStore.open(store).counts()
-            click.echo(f"sweeper: interrupted; {store} keeps {c['done']} done and {c['failed']} failed points "
-                       f"({c['pending']} pending): run the same command again to resume", err=True)
-            sys.exit(130)
+        kind = make_kind(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
+                         jobs=jobs, queue=queue, account=account, walltime=walltime,
+                         worker_lifetime=worker_lifetime, interface=interface, processes=processes)
+        summary = run_here(spec, store, kind, retry_failed=retry_failed, progress=not no_progress)
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
@@ -195,7 +178,7 @@ def plot(store, out, x, y, metric, population, traces, points, sel):
 def unlock(store):
     """Clear the writer lock of STORE (after a run that died)."""
     from ..store import SweepStore
-    from ..sweep.lock import describe, is_stale, unlock as do_unlock
+    from ..store.lock import describe, is_stale, unlock as do_unlock
 
     SweepStore.open(store)
     info = do_unlock(store)

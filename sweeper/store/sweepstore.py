@@ -67,7 +67,11 @@ class SweepStore:
         # built beside its final name and renamed into place: a run killed while creating the
         # store (or a full disk) leaves no half-made store behind, and the next run starts afresh
         tmp = path.with_name(f"{path.name}.creating-{os.getpid()}")
-        for leftover in path.parent.glob(f"{path.name}.creating-*"):  # of killed runs (callers hold the lock)
+        try:
+            leftovers = [p for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.creating-")]
+        except OSError:  # no folder yet (or unreadable): nothing left over; _build reports it
+            leftovers = []
+        for leftover in leftovers:  # of killed runs (callers hold the lock); names taken literally, no glob
             shutil.rmtree(leftover, ignore_errors=True)
         try:
             cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,

@@ -216,7 +216,7 @@ def _default_client(client):
 
 def writer_lock(store):
     """The store's writer lock (its folder created first); a locked store is neither created nor grown."""
-    from .lock import StoreLock
+    from ..store.lock import StoreLock
     try:
         Path(store).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
