@@ -22,9 +22,10 @@ from .. import metrics as metric_table
 from ..config import get as config
 from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
-from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
+from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now
 from . import points as pts
 from .recipe import Recipe
+from .resume import heal
 from .spec import Sweep
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,15 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                                  times=time_axis(sweep, table), attrs=attrs,
                                  dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
     store = SweepStore.open(path, mode="r+")
-    dropped = store.repair()
-    if dropped:
-        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
-                    "point(s) removed; they are added again now if the spec has them)")
     meta = store.meta
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    dropped = store.repair()
+    if dropped:
+        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
+                    "point(s) removed; they are added again now if the spec has them)")
+    heal(store, names, table, ids, time_axis(sweep, table))
     old = store.point_ids()
     if len(old) == len(ids) and np.array_equal(old, ids):
         return store
@@ -108,10 +110,9 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     if len(time_axis(sweep, table)) != len(store.times):
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
-    store.extend({k: v[new] for k, v in table.items()}, ids[new])
-    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                   recipe=sweep.recipe.to_dict())
-    store.consolidate()
+    store.extend({k: v[new] for k, v in table.items()}, ids[new],
+                 meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
+                           recipe=sweep.recipe.to_dict()))
     return store
 
 
@@ -119,18 +120,6 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
 @lru_cache(maxsize=8)
 def _recipe_of(recipe_json: str) -> Recipe:
     return Recipe.from_dict(json.loads(recipe_json))
-
-
-def _recipe(meta: dict) -> Recipe:
-    """The store's recipe; a store made before recipes were kept has only its spec."""
-    if "recipe" in meta:
-        return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
-    return _legacy_recipe(meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
-
-
-@lru_cache(maxsize=8)
-def _legacy_recipe(spec_hash: str, spec: str, base_dir: str, source: str) -> Recipe:
-    return Sweep.from_text(spec, base_dir=base_dir, source=source).recipe
 
 
 def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
@@ -155,13 +144,18 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
-def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
-    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, recipe: str | None = None) -> dict:
+    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
+
+    ``recipe`` is the JSON of the recipe of the spec the user passed to this run
+    (:meth:`Recipe.to_json`): a worker never rebuilds networks from what a store holds."""
     from ..engine import simulate_batch
 
+    if recipe is None:
+        raise StoreError("run_chunk needs the recipe of the user's spec (recipe=sweep.recipe.to_json())")
     store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
-    recipe = _recipe(meta)
+    recipe = _recipe_of(recipe)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
     todo = status == PENDING
@@ -241,7 +235,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
-            write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
+            write_error = _run_chunks(cl, st, chunks, sweep, retry_failed, summary,
                                       _progress(len(chunks), progress, cl), max_in_flight)
         summary.counts = st.counts()
         if write_error is not None:
@@ -252,6 +246,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         try:
             if summary.counts["pending"] == 0:
                 st.set_meta(completed=now())
+                crash.step("run.completed")
             st.consolidate()
         except OSError as exc:
             raise StoreError(f"cannot write to {store}: {exc.strerror or exc} (every point is kept; "
@@ -260,7 +255,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     return summary
 
 
-def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_failed: bool,
+def _run_chunks(cl, st: SweepStore, chunks: list[int], sweep: Sweep, retry_failed: bool,
                 summary: RunSummary, bar, max_in_flight: int | None) -> str | None:
     """Hand out ``chunks`` with a bounded number in flight; return why the store could not be
     written, if it could not (then no further chunk is handed out)."""
@@ -271,11 +266,12 @@ def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_fai
     workers = len(cl.scheduler_info().get("workers", {}))
     limit = max_in_flight or max(4, per_worker * max(1, workers or 2))
     todo = iter(chunks)
-    key = f"{spec_hash}-{os.getpid()}-{time.time_ns()}"
+    key = f"{sweep.hash}-{os.getpid()}-{time.time_ns()}"
+    recipe = sweep.recipe.to_json()
     write_error = None  # a store that cannot be written: stop handing out chunks
 
     def submit(i):
-        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, recipe,
                          key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
 
     pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
