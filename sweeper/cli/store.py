@@ -53,9 +53,10 @@ def verify(store, spec, no_spec, recompute, seed, scheduler, workers):
         report = do_verify(store, check_spec=not no_spec, spec=spec, recompute=recompute, client=client, seed=seed)
     if report:
         _print_problems(store, report.lines)
-        click.echo(f"{store}: {len(report.lines)} problem(s) ({len(report.damaged)} damaged point(s): "
-                   f"`sweeper repair {store}` makes them pending)" if report.damaged else
-                   f"{store}: {len(report.lines)} problem(s)", err=True)
+        if report.damaged:
+            click.echo(f"{store}: {len(report.damaged)} damaged point(s): `sweeper repair {store}` makes them "
+                       "pending, the next `sweeper run` recomputes them", err=True)
+        click.echo(f"{store}: {len(report.lines)} problem(s)", err=True)
         sys.exit(1)
     click.echo(f"{store}: OK")
 
@@ -76,7 +77,9 @@ def repair(store, spec, dry_run):
     SweepStore.open(store)  # a clear error for something that is not a store, before any lock
     with nullcontext() if dry_run else writer_lock(store):
         plan = repair_store(store, spec=spec, dry_run=dry_run)
-    ids = SweepStore.open(store).point_ids() if plan.pending else []
+    from ..sweep.resume import readable
+    ids = (readable(SweepStore.open(store).point_ids) if plan.pending else None)
+    ids = [] if ids is None else ids
     verb = "would mark" if dry_run else "marked"
     for i in plan.pending:
         click.echo(f"point {i} ({ids[i] if i < len(ids) else '?'}): {'; '.join(plan.report.points[i])}")

@@ -36,7 +36,8 @@ def repair_store(path, *, spec=None, dry_run: bool = False, recompute=None, clie
         from .specs import from_user
         from ..sweep import Sweep
         expect = from_user(spec if isinstance(spec, Sweep) else Sweep.from_file(spec))
-        plan.rebuilt += heal(st, st.parameters, expect.table, expect.ids, expect.times)
+        plan.rebuilt += heal(st, st.parameters, expect.table, expect.ids, expect.times,
+                             populations=lambda: expect.populations)
     else:
         plan.rebuilt += heal(st, st.parameters)
     st.mark_pending(plan.pending)

@@ -33,6 +33,7 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
     report = Report()
     if not _shapes(st, report):
         return report
+    _decode_written_once(st, report)
     times = readable(lambda: st.times)
     axis_ok = times is not None and not damaged_axis(times)
     if not axis_ok:
@@ -77,6 +78,17 @@ def _shapes(st: SweepStore, report: Report) -> bool:
     return not report
 
 
+def _decode_written_once(st: SweepStore, report: Report):
+    """Decode every chunk of the arrays written when points are made (ids, coordinates, axes)."""
+    for name in ["point_id", *st.parameters, "time", "population"]:
+        arr = st.group[name]
+        step = arr.chunks[0]
+        for k in range(-(-arr.shape[0] // step) if step else 0):
+            _, why = _read(arr, slice(k * step, (k + 1) * step))
+            if why:
+                report.other(f"array {name!r}: chunk {arr.metadata.encode_chunk_key((k,))} fails to decode ({why})")
+
+
 def _populations(st: SweepStore, report: Report):
     pops = readable(lambda: st.populations)
     if pops is None or any(p == "" for p in pops) or len(set(pops)) != len(pops):
@@ -97,20 +109,20 @@ def _chunk(st: SweepStore, c: int, times, full: bool, status_out: np.ndarray, re
     status, why = _read(g["status"], sl)
     if status is None:
         report.chunk(idx, f"status, error or time unreadable: the status chunk fails to decode ({why})")
-        return
-    status_out[sl] = status
-    bad = ~np.isin(status, [PENDING, DONE, FAILED])
-    for j in np.flatnonzero(bad):
-        report.point(idx[j], f"unknown status {status[j]}")
+    else:
+        status_out[sl] = status
+        for j in np.flatnonzero(~np.isin(status, [PENDING, DONE, FAILED])):
+            report.point(idx[j], f"unknown status {status[j]}")
     values, broken = {}, []
     for var in st.variables:
         if var.name != "status":
             values[var.name], why = _read(g[var.name], sl)
             if why:
                 broken.append(f"{var.name}: {why}")
-    finished = idx[(status == DONE) | (status == FAILED)]
-    if broken:
-        report.chunk(finished, f"chunk unreadable ({'; '.join(broken)})")
+    finished = idx if status is None else idx[(status == DONE) | (status == FAILED)]
+    for what in broken:
+        report.chunk(finished, f"chunk unreadable ({what})")
+    if broken or status is None:
         return
     rates = np.asarray(values["rates"], dtype=float)
     for j in np.flatnonzero(status == DONE):

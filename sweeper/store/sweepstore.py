@@ -329,7 +329,10 @@ class SweepStore:
         status = self.group["status"]
         for i in np.unique(indices // self.chunk_points):
             sl = self.chunk_slice(int(i))
-            values = status[sl]
+            try:
+                values = status[sl]
+            except Exception:  # an undecodable status chunk: its points are all to be computed again
+                values = np.full(sl.stop - sl.start, PENDING, dtype=np.int8)
             values[indices[(indices >= sl.start) & (indices < sl.stop)] - sl.start] = PENDING
             status[sl] = values
         self.set_meta(completed=None)

@@ -53,10 +53,11 @@ def rebuilt_ids(params: dict, names: list[str], intact: np.ndarray) -> np.ndarra
 
 
 def heal(store: SweepStore, names: list[str], table: pts.Table | None = None, spec_ids: np.ndarray | None = None,
-         times: np.ndarray | None = None) -> list[str]:
+         times: np.ndarray | None = None, populations=None) -> list[str]:
     """Rebuild what lost or damaged chunks broke: point ids from intact coordinates, and with the
-    user's spec (``table``, ``spec_ids``, ``times``) coordinates from the ids and the time axis.
-    Without a spec only ids that are missing are rebuilt.  Returns what was rebuilt."""
+    user's spec (``table``, ``spec_ids``, ``times``, ``populations()``: the recorded populations)
+    coordinates from the ids, the time axis and the population axis.  Without a spec only ids
+    that are missing are rebuilt.  Returns what was rebuilt."""
     ids, params, intact = stored_columns(store, names)
     want = rebuilt_ids(params, names, intact)
     wrong = np.flatnonzero(ids != want)
@@ -87,6 +88,11 @@ def heal(store: SweepStore, names: list[str], table: pts.Table | None = None, sp
         if stored is None or (len(stored) == len(times) and damaged_axis(stored)):
             store.rewrite("time", times, "repair.ids")
             done.append("rebuilt the time axis from the spec")
+    if populations is not None:
+        pops = readable(lambda: store.populations)
+        if pops is None or any(p == "" for p in pops):
+            store.rewrite("population", np.asarray(populations(), dtype=object), "repair.ids")
+            done.append("rebuilt the population axis from the spec")
     for line in done:
         log.warning(f"sweeper: {store.path}: {line}")
     if done:

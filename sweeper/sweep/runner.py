@@ -96,7 +96,8 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     if dropped:
         log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
                     "point(s) removed; they are added again now if the spec has them)")
-    heal(store, names, table, ids, time_axis(sweep, table))
+    heal(store, names, table, ids, time_axis(sweep, table),
+         populations=lambda: sweep.network_for({k: v[0] for k, v in table.items()}).recorded)
     old = store.point_ids()
     if len(old) == len(ids) and np.array_equal(old, ids):
         return store
