@@ -92,6 +92,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    use_users_recipe(store, sweep)
     dropped = store.repair()
     if dropped:
         log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
@@ -117,10 +118,27 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     return store
 
 
+def use_users_recipe(store: SweepStore, sweep: Sweep):
+    """Workers build networks from the store's recipe: make it the one the user's spec of THIS
+    run produced (a store received from elsewhere may name other code)."""
+    mine = sweep.recipe.to_dict()
+    if json.dumps(store.meta.get("recipe"), sort_keys=True, default=str) != json.dumps(mine, sort_keys=True, default=str):
+        store.set_meta(recipe=mine)
+        store.consolidate()
+
+
 # --------------------------------------------------------------------------- the task
 @lru_cache(maxsize=8)
 def _recipe_of(recipe_json: str) -> Recipe:
     return Recipe.from_dict(json.loads(recipe_json))
+
+
+def _recipe(meta: dict) -> Recipe:
+    """The recipe the driver of this run wrote into the store from the user's own spec
+    (:func:`prepare_store`); the store's spec text is never rebuilt here."""
+    if "recipe" not in meta:
+        raise StoreError("the store has no recipe: run it with `sweeper run SPEC -o STORE`")
+    return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
 
 
 def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
@@ -145,18 +163,13 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
-def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, recipe: str | None = None) -> dict:
-    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
-
-    ``recipe`` is the JSON of the recipe of the spec the user passed to this run
-    (:meth:`Recipe.to_json`): a worker never rebuilds networks from what a store holds."""
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
+    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
     from ..engine import simulate_batch
 
-    if recipe is None:
-        raise StoreError("run_chunk needs the recipe of the user's spec (recipe=sweep.recipe.to_json())")
     store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
-    recipe = _recipe_of(recipe)
+    recipe = _recipe(meta)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
     todo = status == PENDING
@@ -236,7 +249,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
-            write_error = _run_chunks(cl, st, chunks, sweep, retry_failed, summary,
+            write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
                                       _progress(len(chunks), progress, cl), max_in_flight)
         summary.counts = st.counts()
         if write_error is not None:
@@ -256,7 +269,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     return summary
 
 
-def _run_chunks(cl, st: SweepStore, chunks: list[int], sweep: Sweep, retry_failed: bool,
+def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_failed: bool,
                 summary: RunSummary, bar, max_in_flight: int | None) -> str | None:
     """Hand out ``chunks`` with a bounded number in flight; return why the store could not be
     written, if it could not (then no further chunk is handed out)."""
@@ -267,12 +280,11 @@ def _run_chunks(cl, st: SweepStore, chunks: list[int], sweep: Sweep, retry_faile
     workers = len(cl.scheduler_info().get("workers", {}))
     limit = max_in_flight or max(4, per_worker * max(1, workers or 2))
     todo = iter(chunks)
-    key = f"{sweep.hash}-{os.getpid()}-{time.time_ns()}"
-    recipe = sweep.recipe.to_json()
+    key = f"{spec_hash}-{os.getpid()}-{time.time_ns()}"
     write_error = None  # a store that cannot be written: stop handing out chunks
 
     def submit(i):
-        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, recipe,
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
                          key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
 
     pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
