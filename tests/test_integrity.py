@@ -204,6 +204,7 @@ def test_the_layout_list_is_every_chunk_file(ref):
 def test_deleting_any_one_chunk_file_then_repair_and_run_restores_the_store(ref, tmp_path, client, name):
     store = copy(ref[1], tmp_path)
     (store / name).unlink()
+    assert verify_store(store), name  # every lost file is reported
     assert invoke("repair", store).exit_code == 0
     result = run_cli(client, ref[0], store)
     assert result.exit_code == 1 and "6 done, 2 failed, 0 pending" in result.output, result.output

@@ -84,9 +84,12 @@ def _decode_written_once(st: SweepStore, report: Report):
         arr = st.group[name]
         step = arr.chunks[0]
         for k in range(-(-arr.shape[0] // step) if step else 0):
+            key = arr.metadata.encode_chunk_key((k,))
             _, why = _read(arr, slice(k * step, (k + 1) * step))
             if why:
-                report.other(f"array {name!r}: chunk {arr.metadata.encode_chunk_key((k,))} fails to decode ({why})")
+                report.other(f"array {name!r}: chunk {key} fails to decode ({why})")
+            elif st.every_chunk_written and arr.shape[0] and st.chunk_missing(name, (k,)):
+                report.other(f"array {name!r}: chunk {key} is missing")
 
 
 def _populations(st: SweepStore, report: Report):
@@ -107,7 +110,10 @@ def _chunk(st: SweepStore, c: int, times, full: bool, status_out: np.ndarray, re
     g, sl = st.group, st.chunk_slice(c)
     idx = np.arange(sl.start, sl.stop)
     status, why = _read(g["status"], sl)
-    if status is None:
+    if status is not None and st.every_chunk_written and st.chunk_missing("status", (c,)):
+        status = None
+        report.chunk(idx, "status chunk missing (its file was lost): the state of these points is unknown")
+    elif status is None:
         report.chunk(idx, f"status, error or time unreadable: the status chunk fails to decode ({why})")
     else:
         status_out[sl] = status

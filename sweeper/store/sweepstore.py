@@ -50,6 +50,16 @@ def checksummed() -> list:
     return [ZstdCodec(level=0), Crc32cCodec()]
 
 
+def kept(arr):
+    """``arr`` writing every chunk, also one that holds only fill values (Zarr otherwise deletes it):
+    for the arrays whose every chunk exists, so that a missing chunk file is damage."""
+    return arr.with_config({"write_empty_chunks": True})
+
+
+# stores made with checksums, the npoints commit record and every status chunk written
+INTEGRITY = 1
+
+
 def versions() -> dict[str, str]:
     import importlib.metadata as md
     from .. import __version__
@@ -108,23 +118,25 @@ class SweepStore:
                                      fill_value=var.fill, dimension_names=list(var.dims),
                                      attributes=var.cf_attrs(), compressors=checksummed())
             if var.written == "ids":
-                arr[:] = np.asarray(ids, dtype=object)
+                kept(arr)[:] = np.asarray(ids, dtype=object)
+            elif var.name == "status":
+                kept(arr)[:] = np.full(shape, var.fill, dtype=arr.dtype)
         for name, values in params.items():
             values = np.asarray(values)
             kind = str if values.dtype == object else "float64"
             arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
                                      fill_value="" if kind is str else np.nan, dimension_names=["point"],
                                      compressors=checksummed())
-            arr[:] = values
-        group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
-                           dimension_names=["time"], attributes={"units": "s", "long_name": "time"},
-                           compressors=checksummed())[:] = times
-        group.create_array("population", shape=(npop,), chunks=(max(npop, 1),), dtype=str, fill_value="",
-                           dimension_names=["population"], attributes={"long_name": "recorded population"},
-                           compressors=checksummed())[:] = np.asarray(populations, dtype=object)
+            kept(arr)[:] = values
+        kept(group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
+                                dimension_names=["time"], attributes={"units": "s", "long_name": "time"},
+                                compressors=checksummed()))[:] = times
+        kept(group.create_array("population", shape=(npop,), chunks=(max(npop, 1),), dtype=str, fill_value="",
+                                dimension_names=["population"], attributes={"long_name": "recorded population"},
+                                compressors=checksummed()))[:] = np.asarray(populations, dtype=object)
         crash.step("create.arrays")
         group.attrs["sweeper"] = dict(attrs, parameters=list(params), chunk_points=c, dtype=dtype,
-                                      variables=[v.name for v in variables], npoints=n,
+                                      variables=[v.name for v in variables], npoints=n, integrity=INTEGRITY,
                                       created=now(), completed=None, versions=versions())
         crash.step("create.attrs")
         cls(path, group).consolidate()
@@ -244,7 +256,7 @@ class SweepStore:
             raise StoreError(f"write_chunk needs {', '.join(missing)}")
         partial = mask is not None and not mask.all()
         for name in names:  # table order, status last: a point is done only once its trace is on disk
-            arr = g[name]
+            arr = kept(g[name]) if name == "status" else g[name]
             new = np.asarray(values[name], dtype=object) if name == "error" else np.asarray(values[name])
             if partial:
                 old = arr[sl]
@@ -264,16 +276,16 @@ class SweepStore:
         g = self.group
         for name in self.parameters:
             g[name].resize((n1,))
-            g[name][n0:n1] = np.asarray(params[name])
+            kept(g[name])[n0:n1] = np.asarray(params[name])
         crash.step("extend.parameters")
         for var in self.variables:
             arr = g[var.name]
             arr.resize((n1,) + arr.shape[1:])
             if var.written == "task":  # rows a cut-back extension left in a partial chunk read as fill
-                arr[n0:n1] = np.full((k,) + arr.shape[1:], var.fill, dtype=object if arr.dtype.kind in "TUSO"
-                                     else arr.dtype)
+                kind = object if arr.dtype.kind in "TUSO" else arr.dtype
+                (kept(arr) if var.name == "status" else arr)[n0:n1] = np.full((k,) + arr.shape[1:], var.fill, dtype=kind)
         crash.step("extend.resized")
-        g["point_id"][n0:n1] = np.asarray(ids, dtype=object)
+        kept(g["point_id"])[n0:n1] = np.asarray(ids, dtype=object)
         crash.step("extend.ids")
         self.set_meta(**dict(meta or {}), npoints=n1, completed=None)
         crash.step("extend.committed")
@@ -317,17 +329,27 @@ class SweepStore:
     def rewrite(self, name: str, values: np.ndarray, step: str | None = None):
         """Replace a whole array written at creation (point ids, a coordinate, the time axis) with
         ``values`` rebuilt from what determines it."""
-        arr = self.group[name]
+        arr = kept(self.group[name])
         arr[:] = np.asarray(values, dtype=object) if arr.dtype.kind in "TUSO" else np.asarray(values)
         if step:
             crash.step(step)
+
+    def chunk_missing(self, name: str, index: tuple[int, ...]) -> bool:
+        """True when the file of chunk ``index`` of array ``name`` is absent (a local store)."""
+        arr = self.group[name]
+        return not (self.path / name / arr.metadata.encode_chunk_key(index)).is_file()
+
+    @property
+    def every_chunk_written(self) -> bool:
+        """Made with every status, id and coordinate chunk written (then a missing one is damage)."""
+        return int(self.meta.get("integrity", 0)) >= INTEGRITY
 
     def mark_pending(self, indices: np.ndarray) -> int:
         """Set the status of the points at ``indices`` to pending (nothing else changes)."""
         indices = np.unique(np.asarray(indices, dtype=int))
         if not len(indices):
             return 0
-        status = self.group["status"]
+        status = kept(self.group["status"])
         for i in np.unique(indices // self.chunk_points):
             sl = self.chunk_slice(int(i))
             try:
