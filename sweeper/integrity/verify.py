@@ -53,6 +53,9 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
         _against_spec(st, expect, report)
         if expect.times is not None and times is not None and not np.array_equal(times, expect.times):
             report.other(f"the time axis differs from {expect.source}'s ({len(times)} vs {len(expect.times)} samples)")
+        pops = readable(lambda: st.populations)
+        if expect.populations is not None and pops is not None and pops != expect.populations:
+            report.other(f"the populations {pops} differ from {expect.source}'s {expect.populations}")
     if recompute is not None:
         from .recompute import recompute_points
         recompute_points(st, spec, recompute, status, report, client=client, seed=seed)
