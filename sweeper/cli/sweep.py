@@ -1,4 +1,4 @@
-"""``sweeper expand | run | status | show | plot | unlock``."""
+"""``sweeper expand | run | status | show | plot | unlock`` (``verify`` and ``repair``: cli/store.py)."""
 
 from __future__ import annotations
 
@@ -187,21 +187,3 @@ def unlock(store):
     else:
         state = "stale" if is_stale(info) else "possibly live"
         click.echo(f"removed the {state} lock of {describe(info)} from {store}")
-
-
-@main.command()
-@click.argument("store", type=click.Path())
-@click.option("--no-spec", is_flag=True, help="Skip comparing the coordinates with the spec.")
-def verify(store, no_spec):
-    """Check STORE: done points have finite traces matching their metrics; coordinates match the spec."""
-    from ..verify import verify_store
-
-    problems = verify_store(store, check_spec=not no_spec)
-    if problems:
-        for p in problems[:50]:
-            click.echo(f"{store}: {p}", err=True)
-        if len(problems) > 50:
-            click.echo(f"... and {len(problems) - 50} more", err=True)
-        click.echo(f"{store}: {len(problems)} problem(s)", err=True)
-        sys.exit(1)
-    click.echo(f"{store}: OK")

@@ -22,9 +22,10 @@ from .. import metrics as metric_table
 from ..config import get as config
 from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
-from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
+from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now
 from . import points as pts
 from .recipe import Recipe
+from .resume import heal
 from .spec import Sweep
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,17 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                                  times=time_axis(sweep, table), attrs=attrs,
                                  dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
     store = SweepStore.open(path, mode="r+")
-    dropped = store.repair()
-    if dropped:
-        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
-                    "point(s) removed; they are added again now if the spec has them)")
     meta = store.meta
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    use_users_recipe(store, sweep)
+    dropped = store.repair()
+    if dropped:
+        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
+                    "point(s) removed; they are added again now if the spec has them)")
+    heal(store, names, table, ids, time_axis(sweep, table),
+         populations=lambda: sweep.network_for({k: v[0] for k, v in table.items()}).recorded)
     old = store.point_ids()
     if len(old) == len(ids) and np.array_equal(old, ids):
         return store
@@ -108,11 +112,19 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     if len(time_axis(sweep, table)) != len(store.times):
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
-    store.extend({k: v[new] for k, v in table.items()}, ids[new])
-    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                   recipe=sweep.recipe.to_dict())
-    store.consolidate()
+    store.extend({k: v[new] for k, v in table.items()}, ids[new],
+                 meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
+                           recipe=sweep.recipe.to_dict()))
     return store
+
+
+def use_users_recipe(store: SweepStore, sweep: Sweep):
+    """Workers build networks from the store's recipe: make it the one the user's spec of THIS
+    run produced (a store received from elsewhere may name other code)."""
+    mine = sweep.recipe.to_dict()
+    if json.dumps(store.meta.get("recipe"), sort_keys=True, default=str) != json.dumps(mine, sort_keys=True, default=str):
+        store.set_meta(recipe=mine)
+        store.consolidate()
 
 
 # --------------------------------------------------------------------------- the task
@@ -122,15 +134,11 @@ def _recipe_of(recipe_json: str) -> Recipe:
 
 
 def _recipe(meta: dict) -> Recipe:
-    """The store's recipe; a store made before recipes were kept has only its spec."""
-    if "recipe" in meta:
-        return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
-    return _legacy_recipe(meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
-
-
-@lru_cache(maxsize=8)
-def _legacy_recipe(spec_hash: str, spec: str, base_dir: str, source: str) -> Recipe:
-    return Sweep.from_text(spec, base_dir=base_dir, source=source).recipe
+    """The recipe the driver of this run wrote into the store from the user's own spec
+    (:func:`prepare_store`); the store's spec text is never rebuilt here."""
+    if "recipe" not in meta:
+        raise StoreError("the store has no recipe: run it with `sweeper run SPEC -o STORE`")
+    return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
 
 
 def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
@@ -252,6 +260,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         try:
             if summary.counts["pending"] == 0:
                 st.set_meta(completed=now())
+                crash.step("run.completed")
             st.consolidate()
         except OSError as exc:
             raise StoreError(f"cannot write to {store}: {exc.strerror or exc} (every point is kept; "
