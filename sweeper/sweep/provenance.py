@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import json
+import logging
 import os
 import shlex
 import socket
@@ -28,6 +29,7 @@ from ..errors import StoreError
 from . import identity as ident
 
 HISTORY_FILE = "provenance.jsonl"
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -104,10 +106,14 @@ def start(store, sweep) -> str:
 
 
 def finish(store, run: str, summary, chunks: list[int], write_error: str | None) -> None:
-    """Append the run's ``end`` line."""
-    append(store.path, {"event": "end", "run": run, "time": _now(), "computed": summary.computed,
-                        "failed_now": len(summary.failures), "counts": summary.counts,
-                        "chunks": _ranges(chunks), "write_error": write_error})
+    """Append the run's ``end`` line (a store that cannot take it is reported by the run itself:
+    the history then shows the run as interrupted)."""
+    try:
+        append(store.path, {"event": "end", "run": run, "time": _now(), "computed": summary.computed,
+                            "failed_now": len(summary.failures), "counts": summary.counts,
+                            "chunks": _ranges(chunks), "write_error": write_error})
+    except StoreError as exc:
+        log.warning(f"sweeper: {exc}")
 
 
 def _ranges(values: list[int]) -> str:
