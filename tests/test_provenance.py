@@ -68,6 +68,14 @@ def test_changed_builder_line_is_refused_by_name_and_accepted_with_the_flag(job,
     assert sh(run, env=cluster_env, cwd=tmp_path).returncode == 0   # the new code is now the store's
 
 
+def test_submit_refuses_changed_code_before_queueing_a_job(job, cluster_env, tmp_path):
+    prepare_store(Sweep.from_file(job), tmp_path / "s.zarr")
+    edit(tmp_path / "builders" / "bmtk_ei.py", "nsyns=10, syn_weight=0.0025", "nsyns=11, syn_weight=0.0025")
+    refused = sh([SWEEPER, "submit", job, "-o", "s.zarr", "--time", "00:01:00"], env=cluster_env, cwd=tmp_path)
+    assert refused.returncode == 2 and "builder builders/bmtk_ei.py changed" in refused.stderr
+    assert not list(tmp_path.glob("*slurm*"))
+
+
 def test_changed_rate_table_is_refused_by_name(job, tmp_path):
     sweep = Sweep.from_file(job)
     prepare_store(sweep, tmp_path / "s.zarr")

@@ -47,7 +47,10 @@ def submit(spec, store, nodes, time_limit, partition, account, ntasks_per_node, 
     from .. import cluster
     from ..sweep import Sweep
 
-    Sweep.from_file(spec)  # spec errors now, not in the job's log
+    sweep = Sweep.from_file(spec)  # spec errors now, not in the job's log
+    if not accept_changed and not dry_run:  # and a store made with other code or files
+        from ..sweep.provenance import refuse_changed
+        refuse_changed(store, sweep)
     run_args = (["--interface", interface] if interface else []) + (
         ["--retry-failed"] if retry_failed else []) + (["--accept-changed"] if accept_changed else [])
     options = dict(partition=partition, account=account, ntasks_per_node=ntasks_per_node,

@@ -83,13 +83,29 @@ def check_identity(store, sweep, accept_changed: bool, *, added: int, created: b
     old = store.meta.get("identity")
     found = ident.changes(old, now) if not created else []
     if found and not accept_changed:
-        raise StoreError(f"{store.path}: " + "; ".join(found) + ". Its points were computed with the store's "
-                         "code and files: use a new store, or pass --accept-changed (accept_changed=True) to "
-                         "go on with the new ones (the store's history records it)")
+        raise StoreError(_refusal(store.path, found))
     if created or found or old is None:
         store.set_meta(identity=now)
     store.provenance = {"added": int(added), "created": created, "identity": now, "accepted": found,
                         "identity_recorded": old is not None or created}
+
+
+def _refusal(path, found: list[str]) -> str:
+    return (f"{path}: " + "; ".join(found) + ". Its points were computed with the store's code and files: "
+            "use a new store, or pass --accept-changed (accept_changed=True) to go on with the new ones "
+            "(the store's history records it)")
+
+
+def refuse_changed(store_path, sweep) -> None:
+    """Raise StoreError if an existing store was made with other code or files than ``sweep``'s
+    (read-only: for ``sweeper submit``, before a job is queued)."""
+    path = Path(store_path)
+    if not (path / "zarr.json").exists():
+        return
+    from ..store import SweepStore
+    found = ident.changes(SweepStore.open(path).meta.get("identity"), ident.code_identity(sweep))
+    if found:
+        raise StoreError(_refusal(path, found))
 
 
 def start(store, sweep) -> str:
