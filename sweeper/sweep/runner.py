@@ -163,7 +163,7 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
-def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, builder=None) -> dict:
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builder=None) -> dict:
     """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
     ``builder``: the builder function itself, when it was given as a Python callable."""
     from ..engine import simulate_batch
@@ -288,7 +288,7 @@ def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_fai
     write_error = None  # a store that cannot be written: stop handing out chunks
 
     def submit(i):
-        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, builder,
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, builder=builder,
                          key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
 
     pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
