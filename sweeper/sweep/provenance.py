@@ -156,7 +156,8 @@ def history_text(store_path) -> str:
     for n, e in enumerate((e for e in entries if e.get("event") == "start"), 1):
         idn = e.get("identity") or {}
         builder = idn.get("builder") or {}
-        what = "created the store" if e.get("created") else f"added {e.get('added', 0)} point(s)"
+        what = ("created the store" if e.get("created") else
+                f"added {e['added']} point(s)" if e.get("added") else "resumed")
         lines.append(f"run {n}  {e.get('time')}  {e.get('user')}@{e.get('host')}  {what}, "
                      f"{e.get('points')} points (spec {e.get('spec_hash')}, code {e.get('identity_digest')})")
         lines.append(f"  command:  {e.get('command')}")
