@@ -212,3 +212,15 @@ def test_callable_builder_from_a_notebook(tmp_path):
     with pytest.raises(SpecError, match="given as a Python callable"):   # by name it cannot be found
         from sweeper.sweep.recipe import Recipe
         Recipe.from_dict(st.meta["recipe"]).builder_function
+
+
+def test_store_without_identity_gets_one_on_its_next_run(job, tmp_path, cluster_env):
+    st = prepare_store(Sweep.from_file(job), tmp_path / "s.zarr")
+    meta = st.meta
+    del meta["identity"]                      # as a store made before identities were kept
+    st.group.attrs["sweeper"] = meta
+    (tmp_path / "s.zarr" / "provenance.jsonl").unlink(missing_ok=True)
+    shown = sh([SWEEPER, "show", "s.zarr", "--history"], env=cluster_env, cwd=tmp_path)
+    assert shown.returncode == 0 and "no history recorded" in shown.stdout
+    again = prepare_store(Sweep.from_file(job), tmp_path / "s.zarr")
+    assert again.provenance["accepted"] == [] and SweepStore.open(tmp_path / "s.zarr").meta["identity"]
