@@ -186,7 +186,7 @@ class Sweep(SpecChecks):
                 tables.append(pts.sample({n: self.ranges[n] for n in body["parameters"]},
                                          body["n"], body["method"], body["seed"]))
         if self.replicates > 1:
-            tables.append({"replicate": np.arange(self.replicates, dtype=float)})
+            tables.append({"replicate": np.arange(self.replicates, dtype=np.int64)})
         table = pts.product(tables)
         for name, (expr, _path) in self.derived.items():
             value = expr(**{k: table[k] for k in expr.names})
