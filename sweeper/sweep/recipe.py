@@ -51,9 +51,7 @@ def import_builder(ref: Any, folders: list[Path]):
             module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpecError(f"cannot import builder module {module_name!r}: {exc}") from None
-    func = module
-    for part in func_name.split("."):  # a qualified name: Class.method
-        func = getattr(func, part, None)
+    func = getattr(module, func_name, None)
     if not callable(func):
         raise SpecError(f"module {module_name!r} has no function {func_name!r}")
     return func
