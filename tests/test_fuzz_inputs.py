@@ -308,7 +308,11 @@ def test_cli_on_things_that_are_not_stores_or_specs(tmp_path, args):
 
 
 # --------------------------------------------------------------------------- deep, huge and self-referring inputs (issue 14)
-@FUZZ
+# the first example of each pays for lazy imports; a busy machine may need more than FUZZ's 5 s
+DEEP = settings(FUZZ, deadline=30000)
+
+
+@DEEP
 @given(depth=st.integers(0, 5000), opener=st.sampled_from(["[", "{\"a\": ", "a: ", "- "]),
        suffix=st.sampled_from([".json", ".yaml"]))
 def test_deep_network_files(tmp_path_factory, depth, opener, suffix):
@@ -322,7 +326,7 @@ def test_deep_network_files(tmp_path_factory, depth, opener, suffix):
     accepts_or_sweeper_error(load_network, path)
 
 
-@FUZZ
+@DEEP
 @given(levels=st.integers(1, 14), fanout=st.integers(1, 12), leaf=st.sampled_from(["x", "1", "[1, 2]"]))
 def test_yaml_aliases(tmp_path_factory, levels, fanout, leaf):
     lines = [f"a0: &a0 {leaf}"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels)]
@@ -337,7 +341,7 @@ MANIFEST_VALUE = st.one_of(
     st.integers(), st.none())
 
 
-@FUZZ
+@DEEP
 @given(manifest=st.dictionaries(st.sampled_from(["$A", "$B", "$C", "$D", "A", "$configdir"]), MANIFEST_VALUE,
                                 max_size=5),
        network=st.sampled_from([None, "config.json", "child.json", "missing.json", "./", "/dev/zero"]),
@@ -353,7 +357,7 @@ def test_popnet_manifests_and_config_chains(tmp_path_factory, manifest, network,
     accepts_or_sweeper_error(load_network, folder / "config.json")
 
 
-@settings(FUZZ, max_examples=30)
+@settings(DEEP, max_examples=30)
 @given(target=st.sampled_from(["{d}", "{d}/sub/dir/rates.csv", "/dev/full", "{d}/file.txt/inner.csv", "-",
                                "{d}/rates.csv"]))
 def test_simulate_output_targets(tmp_path_factory, target):
@@ -365,3 +369,20 @@ def test_simulate_output_targets(tmp_path_factory, target):
     assert result.exit_code in (0, 2) and "Traceback" not in result.output
     if result.exit_code == 2:
         assert result.stderr.startswith("sweeper: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (BASE_TEXT + "name: again\n", "duplicate key 'name' (first at line"),
+    ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 12)), "io.yaml-max-nodes"),
+    ("parameters: " + "[" * 10_000 + "]" * 10_000 + "\n", "io.max-depth"),
+])
+def test_spec_yaml_limits_and_duplicate_keys(tmp_path, text, fragment):
+    """Sweep specs are read with io's YAML loader: one SpecError line naming the spec, no traceback."""
+    (tmp_path / "spec.yaml").write_text(text)
+    shutil.copy(NET, tmp_path / NET.name)
+    with pytest.raises(SweeperError) as info:
+        Sweep.from_file(tmp_path / "spec.yaml")
+    assert fragment in str(info.value) and "spec.yaml" in str(info.value)
+    result = CliRunner().invoke(main, ["expand", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 2 and "Traceback" not in result.output and fragment in result.stderr

@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import yaml
 
 from .. import config
@@ -89,16 +90,33 @@ def hash_files(files: Iterable[str | os.PathLike], base: str | os.PathLike | Non
 def parse_json(text: str, where: str, duplicate_keys: bool = False) -> Any:
     """Parse JSON; ``duplicate_keys=False`` refuses an object that repeats a key."""
     hook = None if duplicate_keys else _no_duplicates
+    if _json_depth(text) > (most := limit("max-depth")):
+        raise ModelError(f"JSON nested more than {most} levels deep (io.max-depth)", where)
     try:
         doc = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise ModelError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", where) from None
     except RecursionError:
-        raise ModelError(f"JSON nested more than {limit('max-depth')} levels deep (io.max-depth)", where) from None
+        raise ModelError(f"JSON nested more than {most} levels deep (io.max-depth)", where) from None
     except _Duplicate as exc:
         raise ModelError(f"invalid JSON: key {exc.args[0]!r} appears twice in one object", where) from None
-    check_depth(doc, where, "JSON")
     return doc
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting of a JSON text (strings skipped), without parsing it."""
+    brackets = _JSON_STRING.sub("", text).encode("utf-8", "replace").translate(None, _NOT_BRACKETS)
+    steps = _BRACKET_STEP[np.frombuffer(brackets, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
 
 
 class _Duplicate(ValueError):
@@ -112,21 +130,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
             raise _Duplicate(key)
         out[key] = value
     return out
-
-
-def check_depth(doc: Any, where: str, kind: str = "the document") -> None:
-    """Refuse containers nested deeper than ``io.max-depth`` (walked without recursion)."""
-    most = limit("max-depth")
-    stack = [(doc, 1)]
-    seen: set[int] = set()
-    while stack:
-        obj, depth = stack.pop()
-        if not isinstance(obj, (dict, list)) or id(obj) in seen:
-            continue
-        if depth > most:
-            raise ModelError(f"{kind} nested more than {most} levels deep (io.max-depth)", where)
-        seen.add(id(obj))
-        stack.extend((v, depth + 1) for v in (obj.values() if isinstance(obj, dict) else obj))
 
 
 # --------------------------------------------------------------------------- YAML

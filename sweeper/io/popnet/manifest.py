@@ -27,8 +27,9 @@ def load_config(path: str | Path, _parents: tuple[str, ...] = ()) -> tuple[dict,
     if not isinstance(conf, dict):
         raise ModelError("a config file must hold a JSON object", str(path))
     abs_path = os.path.abspath(path)
-    variables = _manifest(conf.get("manifest", {}), abs_path)
-    conf = {k: (v if k == "manifest" else _substitute(v, variables, str(path))) for k, v in conf.items()}
+    most = limit("manifest-max-chars")
+    variables = _manifest(conf.get("manifest", {}), abs_path, most)
+    conf = {k: (v if k == "manifest" else _substitute(v, variables, str(path), most)) for k, v in conf.items()}
     origins = {k: str(path) for k in conf}
     chain = _parents + (os.path.realpath(path),)
     for child in ("network", "simulation"):
@@ -46,7 +47,7 @@ def load_config(path: str | Path, _parents: tuple[str, ...] = ()) -> tuple[dict,
     return conf, origins
 
 
-def _manifest(manifest: Any, config_path: str) -> dict[str, Any]:
+def _manifest(manifest: Any, config_path: str, most: int) -> dict[str, Any]:
     """Built-in variables plus the manifest, with references between entries resolved."""
     if not isinstance(manifest, dict):
         raise ModelError(f"'manifest' must be an object, got {manifest!r}", config_path)
@@ -60,7 +61,7 @@ def _manifest(manifest: Any, config_path: str) -> dict[str, Any]:
     while pending:
         progress = False
         for key in list(pending):
-            value = _substitute(pending[key], resolved, f"{config_path}: manifest.{key}")
+            value = _substitute(pending[key], resolved, f"{config_path}: manifest.{key}", most)
             if not (isinstance(value, str) and "$" in value):
                 resolved[key] = value
                 del pending[key]
@@ -71,14 +72,14 @@ def _manifest(manifest: Any, config_path: str) -> dict[str, Any]:
     return resolved
 
 
-def _substitute(obj: Any, variables: dict[str, Any], where: str) -> Any:
+def _substitute(obj: Any, variables: dict[str, Any], where: str, most: int) -> Any:
     """Replace ``$VAR`` / ``${VAR}`` in every string; a string that is exactly one
     variable with a non-string value becomes that value. Unknown variables stay. A string
-    may not grow beyond ``io.manifest-max-chars``."""
+    may not grow beyond ``most`` characters (``io.manifest-max-chars``)."""
     if isinstance(obj, dict):
-        return {k: _substitute(v, variables, where) for k, v in obj.items()}
+        return {k: _substitute(v, variables, where, most) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_substitute(v, variables, where) for v in obj]
+        return [_substitute(v, variables, where, most) for v in obj]
     if not isinstance(obj, str):
         return obj
     result = obj
@@ -91,9 +92,9 @@ def _substitute(obj: Any, variables: dict[str, Any], where: str) -> Any:
         if isinstance(value, str) or len(obj) > len(token):
             text = str(value)
             grown = len(result) + result.count(token) * (len(text) - len(token))
-            if grown > limit("manifest-max-chars"):
+            if grown > most:
                 raise ModelError(f"expanding ${name} makes a string of {grown} characters, more than "
-                                 f"{limit('manifest-max-chars')} (io.manifest-max-chars)", where)
+                                 f"{most} (io.manifest-max-chars)", where)
             result = result.replace(token, text)
         else:
             return value
