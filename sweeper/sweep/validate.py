@@ -259,7 +259,7 @@ class SpecChecks:
         if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
             P.add(key + (kind, "parameters"), f"must be a list of parameter names, got {names!r}")
             return None
-        if method not in pts.SAMPLERS:
+        if not isinstance(method, str) or method not in pts.SAMPLERS:
             P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(pts.SAMPLERS)})")
         max_axis = pts.max_axis()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
