@@ -80,9 +80,12 @@ def expand(spec, rows):
               help="Local workers as separate processes (isolates crashes and slow Python builders; "
                    "slower start). Default: threads of this process.")
 @click.option("--retry-failed", is_flag=True, help="Also recompute points that failed before.")
+@click.option("--accept-changed", is_flag=True,
+              help="Extend or resume STORE although the builder, metric code or network files changed "
+                   "since it was made (recorded in its history).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime, worker_lifetime, interface,
-        processes, retry_failed, no_progress):
+        processes, retry_failed, accept_changed, no_progress):
     """Run SPEC into STORE (resumes and extends an existing store of the same spec).
 
     SIGINT (Ctrl-C) or SIGTERM (Slurm's time limit) stops the run cleanly: exit status 130 / 143,
@@ -94,12 +97,13 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     store_path(store)
     if cluster == "mpi":
         summary = run_mpi(spec, store, interface=interface, retry_failed=retry_failed,
-                          progress=not no_progress)
+                          progress=not no_progress, accept_changed=accept_changed)
     else:
         kind = make_kind(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
                          jobs=jobs, queue=queue, account=account, walltime=walltime,
                          worker_lifetime=worker_lifetime, interface=interface, processes=processes)
-        summary = run_here(spec, store, kind, retry_failed=retry_failed, progress=not no_progress)
+        summary = run_here(spec, store, kind, retry_failed=retry_failed, progress=not no_progress,
+                           accept_changed=accept_changed)
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
@@ -126,11 +130,18 @@ def status(store):
 @click.option("-n", "--rows", default=20, show_default=True)
 @click.option("--metric", type=click.Choice(["mean_rate", "final_rate"]), default="mean_rate", show_default=True)
 @click.option("--spec/--no-spec", "with_spec", default=True, help="Print the spec too.")
-def show(store, rows, metric, with_spec):
+@click.option("--history", is_flag=True, help="Print only the store's history: each run, its code and files.")
+def show(store, rows, metric, with_spec, history):
     """The spec of STORE and a table of its points with their metrics."""
     import pandas as pd
     from ..analysis import points_frame
     from ..store import SweepStore
+
+    if history:
+        from ..sweep.provenance import history_text
+        SweepStore.open(store)
+        click.echo(history_text(store))
+        return
 
     if with_spec:
         click.echo(SweepStore.open(store).meta.get("spec", "").rstrip())

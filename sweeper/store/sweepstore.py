@@ -125,9 +125,10 @@ class SweepStore:
                 kept(arr)[:] = np.full(shape, var.fill, dtype=arr.dtype)
         for name, values in params.items():
             values = np.asarray(values)
-            kind = str if values.dtype == object else "float64"
+            kind = str if values.dtype == object else values.dtype.str if values.dtype.kind in "bi" else "float64"
+            fill = {"b": False, "i": 0}.get(values.dtype.kind, "" if kind is str else np.nan)
             arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
-                                     fill_value="" if kind is str else np.nan, dimension_names=["point"],
+                                     fill_value=fill, dimension_names=["point"],
                                      compressors=checksummed())
             kept(arr)[:] = values
         kept(group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
@@ -219,7 +220,7 @@ class SweepStore:
         return self.group["status"][sl]
 
     def params(self, sl: slice = slice(None)) -> dict[str, np.ndarray]:
-        """Parameter columns: float64, or object arrays of str (as the spec's point table has them)."""
+        """Parameter columns: float64, int64, bool, or object arrays of str (as the spec's point table has them)."""
         out = {}
         for name in self.parameters:
             values = self.group[name][sl]

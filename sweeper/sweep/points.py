@@ -69,7 +69,13 @@ def _num(n, where) -> int:
 
 
 def as_column(values: list) -> np.ndarray:
-    """Numbers become float64; anything else (strings, None) stays as objects."""
+    """Python ints become int64, booleans bool, other numbers float64; anything else (strings,
+    None, mixtures) stays as objects. (Each axis's type is settled by :mod:`.valuetypes` first.)"""
+    if values and all(isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=bool)
+    if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values) and \
+            all(-2**63 <= v < 2**63 for v in values):
+        return np.asarray(values, dtype=np.int64)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return np.asarray(values, dtype=float)
     return np.asarray(values, dtype=object)
@@ -152,7 +158,7 @@ def point_ids(table: Table, names: list[str]) -> np.ndarray:
     """A stable id per row derived from its parameter values (same values -> same id, any run)."""
     n = length(table)
     prefix = hashlib.sha1("\x1f".join(names).encode())
-    if names and all(np.asarray(table[k]).dtype != object for k in names):
+    if names and all(np.asarray(table[k]).dtype.kind in "fiu" for k in names):
         # all numeric: hash each row's float64 bytes (+0.0 turns -0.0 into 0.0)
         rows = np.ascontiguousarray(np.column_stack([np.asarray(table[k], dtype=float) + 0.0 for k in names]))
         raw = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
@@ -162,7 +168,7 @@ def point_ids(table: Table, names: list[str]) -> np.ndarray:
             h.update(row)
             out[i] = "p" + h.hexdigest()[:15]
         return out
-    cols = [[_canon(v) for v in table[name]] for name in names]
+    cols = [[_canon(v) for v in np.asarray(table[name]).tolist()] for name in names]
     out = np.empty(n, dtype=object)
     for i in range(n):
         h = prefix.copy()

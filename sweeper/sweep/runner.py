@@ -24,6 +24,7 @@ from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now
 from . import points as pts
+from . import provenance
 from .recipe import Recipe
 from .resume import heal
 from .spec import Sweep
@@ -62,8 +63,11 @@ def time_axis(sweep: Sweep, table: pts.Table) -> np.ndarray:
     return t[::sweep.output["record_every"]]
 
 
-def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
-    """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it)."""
+def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed: bool = False) -> SweepStore:
+    """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it).
+
+    An existing store made with other code or network files is refused, naming them, unless
+    ``accept_changed`` (:func:`.provenance.check_identity`)."""
     path = Path(path)
     table = sweep.points()
     names = sweep.parameter_names
@@ -84,12 +88,14 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                  "metric_window": sweep.output["metric_window"],
                  "record_every": sweep.output["record_every"],
                  "recipe": sweep.recipe.to_dict()}
-        return SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
-                                 times=time_axis(sweep, table), attrs=attrs,
-                                 dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
+        created = SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
+                                    times=time_axis(sweep, table), attrs=attrs,
+                                    dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
+        provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
+        return created
     store = SweepStore.open(path, mode="r+")
     meta = store.meta
-    if meta.get("signature") != sweep.signature or store.parameters != names:
+    if meta.get("signature") not in (sweep.signature, sweep.legacy_signature) or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
     use_users_recipe(store, sweep)
@@ -100,7 +106,9 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     heal(store, names, table, ids, time_axis(sweep, table),
          populations=lambda: sweep.network_for({k: v[0] for k, v in table.items()}).recorded)
     old = store.point_ids()
-    if len(old) == len(ids) and np.array_equal(old, ids):
+    grows = len(ids) - len(old) if not (len(old) == len(ids) and np.array_equal(old, ids)) else 0
+    provenance.check_identity(store, sweep, accept_changed, added=grows, created=False)
+    if not grows:
         return store
     known = set(old)
     missing = len(known - set(ids))
@@ -163,13 +171,14 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
-def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
-    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builder=None) -> dict:
+    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
+    ``builder``: the builder function itself, when it was given as a Python callable."""
     from ..engine import simulate_batch
 
     store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
-    recipe = _recipe(meta)
+    recipe = _recipe(meta) if builder is None else _recipe(meta).with_function(builder)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
     todo = status == PENDING
@@ -234,7 +243,7 @@ def writer_lock(store):
 
 def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
               progress: bool = False, max_in_flight: int | None = None, lock: bool = True,
-              prepared: SweepStore | None = None) -> RunSummary:
+              prepared: SweepStore | None = None, accept_changed: bool = False) -> RunSummary:
     """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened.
 
     ``lock=False`` when the caller already holds :func:`writer_lock`, and ``prepared`` the store
@@ -245,13 +254,16 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         sweep = Sweep.from_file(sweep)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
-        st = prepared if prepared is not None else prepare_store(sweep, store)
+        st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed=accept_changed)
+        run = provenance.start(st, sweep)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
             write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
-                                      _progress(len(chunks), progress, cl), max_in_flight)
+                                      _progress(len(chunks), progress, cl), max_in_flight,
+                                      builder=sweep.recipe.shipped_function)
         summary.counts = st.counts()
+        provenance.finish(st, run, summary, chunks, write_error)
         if write_error is not None:
             c = summary.counts
             raise StoreError(f"cannot write to {store}: {write_error} "
@@ -270,9 +282,10 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
 
 
 def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_failed: bool,
-                summary: RunSummary, bar, max_in_flight: int | None) -> str | None:
+                summary: RunSummary, bar, max_in_flight: int | None, builder=None) -> str | None:
     """Hand out ``chunks`` with a bounded number in flight; return why the store could not be
-    written, if it could not (then no further chunk is handed out)."""
+    written, if it could not (then no further chunk is handed out). ``builder``: a builder given
+    as a Python callable, sent with each task (Dask pickles it; by value if defined in __main__)."""
     from distributed import as_completed
 
     per_worker = int(config("sweep.tasks-per-worker"))
@@ -284,7 +297,7 @@ def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_fai
     write_error = None  # a store that cannot be written: stop handing out chunks
 
     def submit(i):
-        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, builder=builder,
                          key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
 
     pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])

@@ -27,7 +27,8 @@ from .recipe import Recipe
 from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
-            "parameters", "axes", "replicates", "derived", "constraints", "output")
+            "parameters", "axes", "replicates", "derived", "constraints", "output",
+            "components_dir", "input_rates", "group_by")
 
 
 class Sweep(SpecChecks):
@@ -44,6 +45,9 @@ class Sweep(SpecChecks):
         if spec is not None and not isinstance(spec, Mapping):
             raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
         spec = dict(spec or {}, **keys)
+        func = spec.get("builder") if callable(spec.get("builder")) else None
+        if func is not None:  # a Python callable: recorded by name, shipped to workers by Dask
+            spec["builder"] = callable_ref(func)
         if isinstance(spec.get("network"), Network):
             from ..io.netfile import network_to_dict
             spec["network"] = network_to_dict(spec["network"])
@@ -55,7 +59,11 @@ class Sweep(SpecChecks):
         self._first_args: dict = {}
         self._recipe = Recipe(self.base_dir, source, spec.get("network"), spec.get("builder"),
                               spec.get("builder_path"), dict(spec.get("builder_args") or {}),
-                              spec.get("simulation"))
+                              spec.get("simulation"), components_dir=_plain(spec.get("components_dir")),
+                              input_rates=_plain(spec.get("input_rates")),
+                              group_by=spec.get("group_by", "node_type_id"), callable_builder=func is not None)
+        if func is not None:
+            self._recipe = self._recipe.with_function(func)
         self._validate()
 
     # -- construction
@@ -93,6 +101,7 @@ class Sweep(SpecChecks):
             P.add(("network",), "give exactly one of 'network' (a file) or 'builder' (module:function)")
             raise SpecError(P.items)
 
+        self._check_builder_keys(P)
         # A file network is loaded first; a builder is called once with the first point's values
         # (after the parameters are parsed) and paths are then resolved against what it returned.
         is_builder = "builder" in spec
@@ -177,7 +186,7 @@ class Sweep(SpecChecks):
                 tables.append(pts.sample({n: self.ranges[n] for n in body["parameters"]},
                                          body["n"], body["method"], body["seed"]))
         if self.replicates > 1:
-            tables.append({"replicate": np.arange(self.replicates, dtype=float)})
+            tables.append({"replicate": np.arange(self.replicates, dtype=np.int64)})
         table = pts.product(tables)
         for name, (expr, _path) in self.derived.items():
             value = expr(**{k: table[k] for k in expr.names})
@@ -194,9 +203,8 @@ class Sweep(SpecChecks):
     def hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
-    @property
-    def signature(self) -> str:
-        """Hash of everything except the axis values: equal signatures may extend one store."""
+    def _signed(self) -> dict:
+        """The spec without what may change within one store (axis values, name, description)."""
         spec = copy.deepcopy(_plain(self.spec))
         for defn in (spec.get("parameters") or {}).values():
             if isinstance(defn, dict):
@@ -207,14 +215,32 @@ class Sweep(SpecChecks):
                 entry["sample"].pop("n", None)
         spec.pop("description", None)
         spec.pop("name", None)
+        return spec
+
+    @property
+    def signature(self) -> str:
+        """Hash of everything except the axis values: equal signatures may extend one store.
+
+        The content of the network's files and of the user's code is not in it: that is the
+        store's code identity (:mod:`.identity`), compared file by file on extend and resume."""
+        return _digest(self._signed())
+
+    @property
+    def legacy_signature(self) -> str:
+        """The signature as stores made before code identities have it (network content included)."""
+        spec = self._signed()
         net = self.spec.get("network")
-        if isinstance(net, str):  # the network file's content, not its name, is what counts
+        if isinstance(net, str):
             spec["network"] = _file_digest(self.base_dir / net)
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _digest(spec)
 
     @property
     def name(self) -> str:
         return str(self.spec.get("name") or Path(self.source).stem)
+
+
+def _digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _file_digest(path: Path) -> str:
@@ -233,7 +259,15 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def callable_ref(func) -> str:
+    """``module:qualified.name`` of a Python callable (what the store records of it)."""
+    module = getattr(func, "__module__", None) or "__main__"
+    return f"{module}:{getattr(func, '__qualname__', None) or getattr(func, '__name__', type(func).__name__)}"
+
+
 def _plain(obj):
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

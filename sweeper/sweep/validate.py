@@ -20,8 +20,9 @@ from . import points as pts
 from .paths import ParamPath, resolve
 from .problems import Problems
 from .recipe import plain
+from .valuetypes import settle
 
-PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description")
+PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description", "type")
 
 
 def output_defaults() -> dict:
@@ -65,11 +66,27 @@ class SpecChecks:
         for name, defn in params.items():
             if isinstance(defn, dict) and defn.get("path") is not None:
                 self.paths[name] = self._resolve_path(defn["path"], base, ("parameters", name), P)
+                self._settle_type(name, defn, ("parameters", name), P)
         for name, defn in derived.items():
             if isinstance(defn, dict) and defn.get("path") is not None and name in self.derived:
                 self.derived[name] = (self.derived[name][0],
                                       self._resolve_path(defn["path"], base, ("derived", name), P))
         return base
+
+    def _check_builder_keys(self, P):
+        """components_dir, input_rates, group_by: how a builder's NetworkBuilders become a network."""
+        spec = self.spec
+        for key in ("components_dir", "input_rates", "group_by"):
+            if key in spec and "builder" not in spec:
+                P.add((key,), "applies to a builder that returns NetworkBuilders (this spec reads 'network')")
+        folder = spec.get("components_dir")
+        if folder is not None and not (isinstance(folder, str) and (self.base_dir / folder).is_dir()):
+            P.add(("components_dir",), f"must be a folder (relative to the spec), got {folder!r}")
+        if spec.get("input_rates") is not None and not isinstance(spec["input_rates"], dict):
+            P.add(("input_rates",), "must be a mapping node population -> rate (Hz, an expression in t, "
+                  "{group key: rate} or a rate table file)")
+        if spec.get("group_by") is not None and not isinstance(spec["group_by"], str):
+            P.add(("group_by",), f"must be a node property name (default node_type_id), got {spec['group_by']!r}")
 
     def _parse_parameter(self, name, defn, base, P):
         key = ("parameters", name)
@@ -86,6 +103,9 @@ class SpecChecks:
                 P.add(key + (k,), f"unknown key (known: {', '.join(PARAM_KEYS)})")
         self.paths[name] = self._resolve_path(defn.get("path"), base, key, P)
         if "range" in defn:
+            if defn.get("type") not in (None, "float"):
+                P.add(key + ("type",), "a parameter with a range is sampled as float; give values for "
+                      f"type {defn['type']}")
             self._parse_range(name, defn, key, P)
             return
         try:
@@ -102,6 +122,17 @@ class SpecChecks:
                 problem = path.check_value(v)
                 if problem:
                     P.add(key + ("values", i) if "values" in defn else key, f"{path.text} {problem}")
+        self.values[name] = values
+        if defn.get("path") is None or path is not None or defn.get("type") is not None:
+            self._settle_type(name, defn, key, P)
+
+    def _settle_type(self, name, defn, key, P):
+        """The axis's values as ints, floats, strings or booleans (see :mod:`.valuetypes`)."""
+        if name not in self.values:
+            return
+        values, problem = settle(self.values[name], defn, self.paths.get(name))
+        if problem:
+            P.add(key + ("type",), problem)
         self.values[name] = values
 
     def _parse_range(self, name, defn, key, P):
@@ -228,7 +259,7 @@ class SpecChecks:
         if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
             P.add(key + (kind, "parameters"), f"must be a list of parameter names, got {names!r}")
             return None
-        if method not in pts.SAMPLERS:
+        if not isinstance(method, str) or method not in pts.SAMPLERS:
             P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(pts.SAMPLERS)})")
         max_axis = pts.max_axis()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
