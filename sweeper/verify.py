@@ -52,7 +52,11 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
         except Exception as exc:  # an unreadable chunk
             problems.append(f"points {sl.start}-{sl.stop - 1}: chunk unreadable ({type(exc).__name__}: {exc})")
             continue
-        want = metric_table.compute(rates, times, window, metric_names)
+        try:
+            want = _expected_metrics(st, rates, times, window, metric_names, sl, status[sl])
+        except SweeperError as exc:  # a user metric that cannot be imported here
+            problems.append(f"points {sl.start}-{sl.stop - 1}: metrics cannot be recomputed: {exc}")
+            continue
         for j in range(sl.stop - sl.start):
             i = sl.start + j
             if status[i] == DONE:
@@ -67,7 +71,7 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
                     problems.append(f"point {i}: marked done but its trace ends at sample {length} of "
                                     f"{len(times)} (NaN after t={times[length]:g} s)")
                 for name in metric_names:
-                    if not np.allclose(stored[name][j], want[name][j], rtol=1e-6, atol=1e-9, equal_nan=False):
+                    if not np.allclose(stored[name][j], want[name][j], rtol=1e-6, atol=1e-9, equal_nan=True):
                         problems.append(f"point {i}: {name} {stored[name][j].tolist()} does not match its "
                                         f"trace ({want[name][j].tolist()})")
             elif status[i] == FAILED and not errors[i]:
@@ -77,6 +81,16 @@ def verify_store(path, *, check_spec: bool = True) -> list[str]:
     if check_spec:
         problems += _check_against_spec(st)
     return problems
+
+
+def _expected_metrics(st: SweepStore, rates, times, window, names, sl, status) -> dict:
+    """Every metric recomputed from the traces: built-ins here, the user's own by importing them."""
+    user = st.meta.get("user_metrics") or {}
+    want = metric_table.compute(rates, times, window, [n for n in names if n not in user])
+    if user:
+        from .sweep.recompute import expected_user_metrics
+        want.update(expected_user_metrics(st, rates, sl, status))
+    return want
 
 
 def _full_length_traces(st: SweepStore) -> bool:

@@ -23,11 +23,12 @@ from ..errors import SpecError
 from ..model import Network
 from . import points as pts
 from .problems import Problems, yaml_lines
+from . import usermetrics
 from .recipe import Recipe
 from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
-            "parameters", "axes", "replicates", "derived", "constraints", "output")
+            "parameters", "axes", "replicates", "derived", "constraints", "output", "metrics")
 
 
 class Sweep(SpecChecks):
@@ -47,6 +48,8 @@ class Sweep(SpecChecks):
         if isinstance(spec.get("network"), Network):
             from ..io.netfile import network_to_dict
             spec["network"] = network_to_dict(spec["network"])
+        if "metrics" in spec:
+            spec["metrics"] = usermetrics.normalise(spec["metrics"])
         self.spec = spec
         self.base_dir = Path(base_dir).resolve()
         self.source = source
@@ -102,7 +105,7 @@ class Sweep(SpecChecks):
         if not isinstance(params, dict) or not params:
             P.add(("parameters",), "needs at least one parameter (a mapping name -> definition)")
             params = {}
-        self.paths, self.values, self.ranges = {}, {}, {}
+        self.paths, self.values, self.ranges, self.described = {}, {}, {}, {}
         for name, defn in params.items():
             self._parse_parameter(name, defn, base, P)
         derived = self._parse_derived(base, P)
@@ -115,6 +118,8 @@ class Sweep(SpecChecks):
             P.add(("replicates",), f"must be an integer >= 1, got {self.replicates!r}")
             self.replicates = 1
         self.output = self._parse_output(P)
+        self.user_metrics = usermetrics.parse(spec.get("metrics"), self._recipe.folders,
+                                              set(self.paths) | set(self.derived) | {"replicate"}, P)
         max_points = int(config("sweep.max-points"))
         if not P.items and self.size > max_points:
             P.add(("axes",), f"makes {self.size:.3g} points (before constraints); a store takes at most "

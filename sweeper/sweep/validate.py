@@ -21,7 +21,7 @@ from .paths import ParamPath, resolve
 from .problems import Problems
 from .recipe import plain
 
-PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description")
+PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description", "units")
 
 
 def output_defaults() -> dict:
@@ -85,6 +85,10 @@ class SpecChecks:
             if k not in PARAM_KEYS:
                 P.add(key + (k,), f"unknown key (known: {', '.join(PARAM_KEYS)})")
         self.paths[name] = self._resolve_path(defn.get("path"), base, key, P)
+        self.described[name] = {"long_name": str(defn.get("description") or defn.get("path") or name),
+                                "units": defn.get("units"),
+                                "scale": "log" if "logspace" in defn or ("range" in defn and defn.get("log"))
+                                else "linear"}
         if "range" in defn:
             self._parse_range(name, defn, key, P)
             return
@@ -103,6 +107,25 @@ class SpecChecks:
                 if problem:
                     P.add(key + ("values", i) if "values" in defn else key, f"{path.text} {problem}")
         self.values[name] = values
+
+    def coordinates(self) -> dict[str, dict]:
+        """Per parameter: long_name, units (given, or known from its path) and scale (log/linear),
+        and whether it is an axis of the sweep or derived from the others."""
+        out = {}
+        for name in self.parameter_names:
+            if name == "replicate":
+                out[name] = {"long_name": "replicate", "units": "1", "scale": "linear", "role": "axis",
+                             "axis": "replicate"}
+                continue
+            info = dict(self.described.get(name, {"long_name": name, "units": None, "scale": "linear"}))
+            path = self.paths.get(name) if name in self.paths else self.derived[name][1]
+            if info["units"] is None and path is not None:
+                info["units"] = path.units
+            info["role"] = "derived" if name in self.derived else "axis"
+            info["axis"] = next((kind for kind, body in self.axes
+                                 if name in (body["parameters"] if kind == "sample" else body)), "derived")
+            out[name] = info
+        return out
 
     def _parse_range(self, name, defn, key, P):
         r = defn["range"]
@@ -140,6 +163,9 @@ class SpecChecks:
                 P.add(key + ("expr",), str(exc))
                 continue
             self.derived[name] = (expr, self._resolve_path(path, base, key, P))
+            info = defn if isinstance(defn, dict) else {}
+            self.described[name] = {"long_name": str(info.get("description") or f"{name} = {text}"),
+                                    "units": info.get("units"), "scale": "linear"}
             known.append(name)
         self._parse_constraints(known, P)
         return derived
@@ -228,7 +254,7 @@ class SpecChecks:
         if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
             P.add(key + (kind, "parameters"), f"must be a list of parameter names, got {names!r}")
             return None
-        if method not in pts.SAMPLERS:
+        if not isinstance(method, str) or method not in pts.SAMPLERS:
             P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(pts.SAMPLERS)})")
         max_axis = pts.max_axis()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
