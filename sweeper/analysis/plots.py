@@ -128,8 +128,9 @@ def metric_figure(store, *, metric: str = "mean_rate", x: str | None = None, y: 
     for name in (x, y):
         if name is not None and name not in frame.params:
             raise SweeperError(f"unknown parameter {name!r} (parameters: {', '.join(frame.params)})")
+    want = 2 if (y is not None or len(free) > 1) else 1
     axes = [n for n in (x, y) if n is not None]
-    axes += [n for n in free if n not in axes][:max(0, (2 if y is not None or len(free) > 1 else 1) - len(axes))]
+    axes += [n for n in free if n not in axes][:max(0, want - len(axes))]
     others = [n for n in free if n not in axes]
     if not axes:
         raise SweeperError("no parameter varies among the selected points: nothing to plot "
@@ -276,8 +277,9 @@ def _cells(values: np.ndarray, log: bool) -> _Cells:
 def _scatter(frame: Frame, x: str, y: str, others: list[str], reduce: str | None):
     if others and reduce is None and not any(frame.info(n).get("axis") == "sample" for n in others):
         groups = _groups(frame, others, reduce)
-    else:  # sampled parameters: every point is drawn at its own place, the others only colour it
-        groups = [("", np.ones(len(frame.index), dtype=bool))]
+    else:  # sampled parameters: every point is drawn at its own place, whatever the others' values
+        label = f"every value of {', '.join(others)}" if others else ""
+        groups = [(label, np.ones(len(frame.index), dtype=bool))]
     fig, panel = _panels(frame, groups)
     norm, cmap, ticks, names = _color_scale(frame, frame.values)
     for j, pop in enumerate(frame.populations):
