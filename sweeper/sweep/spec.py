@@ -194,6 +194,25 @@ class Sweep(SpecChecks):
             table = {k: v[keep] for k, v in table.items()}
         return {n: table[n] for n in self.parameter_names}
 
+    def coordinates(self) -> dict[str, dict]:
+        """Per parameter: long_name, units (given, or known from its path) and scale (log/linear),
+        and whether it is an axis of the sweep or derived from the others."""
+        out = {}
+        for name in self.parameter_names:
+            if name == "replicate":
+                out[name] = {"long_name": "replicate", "units": "1", "scale": "linear", "role": "axis",
+                             "axis": "replicate"}
+                continue
+            info = dict(self.described.get(name, {"long_name": name, "units": None, "scale": "linear"}))
+            path = self.paths.get(name) if name in self.paths else self.derived[name][1]
+            if info["units"] is None and path is not None:
+                info["units"] = path.units
+            info["role"] = "derived" if name in self.derived else "axis"
+            info["axis"] = next((kind for kind, body in self.axes
+                                 if name in (body["parameters"] if kind == "sample" else body)), "derived")
+            out[name] = info
+        return out
+
     # -- identity
     @property
     def hash(self) -> str:

@@ -108,25 +108,6 @@ class SpecChecks:
                     P.add(key + ("values", i) if "values" in defn else key, f"{path.text} {problem}")
         self.values[name] = values
 
-    def coordinates(self) -> dict[str, dict]:
-        """Per parameter: long_name, units (given, or known from its path) and scale (log/linear),
-        and whether it is an axis of the sweep or derived from the others."""
-        out = {}
-        for name in self.parameter_names:
-            if name == "replicate":
-                out[name] = {"long_name": "replicate", "units": "1", "scale": "linear", "role": "axis",
-                             "axis": "replicate"}
-                continue
-            info = dict(self.described.get(name, {"long_name": name, "units": None, "scale": "linear"}))
-            path = self.paths.get(name) if name in self.paths else self.derived[name][1]
-            if info["units"] is None and path is not None:
-                info["units"] = path.units
-            info["role"] = "derived" if name in self.derived else "axis"
-            info["axis"] = next((kind for kind, body in self.axes
-                                 if name in (body["parameters"] if kind == "sample" else body)), "derived")
-            out[name] = info
-        return out
-
     def _parse_range(self, name, defn, key, P):
         r = defn["range"]
         ok = isinstance(r, list) and len(r) == 2 and all(
