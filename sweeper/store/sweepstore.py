@@ -123,12 +123,14 @@ class SweepStore:
                 kept(arr)[:] = np.asarray(ids, dtype=object)
             elif var.name == "status":
                 kept(arr)[:] = np.full(shape, var.fill, dtype=arr.dtype)
+        described = attrs.get("coordinates") or {}
         for name, values in params.items():
             values = np.asarray(values)
             kind = str if values.dtype == object else values.dtype.str if values.dtype.kind in "bi" else "float64"
             fill = {"b": False, "i": 0}.get(values.dtype.kind, "" if kind is str else np.nan)
+            cf = {k: v for k, v in (described.get(name) or {}).items() if k in ("long_name", "units") and v}
             arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
-                                     fill_value=fill, dimension_names=["point"],
+                                     fill_value=fill, dimension_names=["point"], attributes=cf,
                                      compressors=checksummed())
             kept(arr)[:] = values
         kept(group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
@@ -266,6 +268,29 @@ class SweepStore:
                 new = np.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
             arr[sl] = new.astype(object) if arr.dtype.kind in "TUSO" else new.astype(arr.dtype, copy=False)
             crash.step(crash.write_step(name))
+
+    def add_variable(self, var: Variable):
+        """Create an empty per-point array for ``var`` (a metric added to a finished store)."""
+        sizes = {"point": self.npoints, "population": len(self.populations), "time": len(self.times)}
+        shape = tuple(sizes[d] for d in var.dims)
+        self.group.create_array(var.name, shape=shape, chunks=(self.chunk_points,) + shape[1:],
+                                dtype=var.numpy_dtype(self.meta["dtype"]), fill_value=var.fill,
+                                dimension_names=list(var.dims), attributes=var.cf_attrs(),
+                                compressors=checksummed())
+
+    def write_metrics(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray,
+                      status: np.ndarray | None = None, errors: list[str] | None = None):
+        """Write some metrics of chunk ``i`` for the rows in ``mask`` (then, if given, the chunk's
+        errors and status: a metric that failed marks its point failed)."""
+        sl = self.chunk_slice(i)
+        g = self.group
+        for name, new in values.items():
+            old = g[name][sl]
+            g[name][sl] = np.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old).astype(old.dtype)
+        if errors is not None:
+            g["error"][sl] = np.asarray(errors, dtype=object)
+        if status is not None:
+            g["status"][sl] = np.asarray(status, dtype=np.int8)
 
     def extend(self, params: Mapping[str, np.ndarray], ids: np.ndarray, meta: Mapping | None = None):
         """Append points (same parameters) at the end; new points start pending.

@@ -29,12 +29,12 @@ def values_from(defn: Mapping, where: str) -> list:
         return list(vals) if isinstance(vals, (list, tuple)) else [vals]
     if "linspace" in defn:
         a, b, n = _triple(defn["linspace"], ("start", "stop", "num"), where + ".linspace")
-        return np.linspace(a, b, _num(n, where + ".linspace")).tolist()
+        return round_values(np.linspace(a, b, _num(n, where + ".linspace")))
     if "logspace" in defn:  # start and stop are the values themselves, not exponents
         a, b, n = _triple(defn["logspace"], ("start", "stop", "num"), where + ".logspace")
         if a <= 0 or b <= 0:
             raise ValueError(f"{where}.logspace: start and stop must be > 0, got {a!r}, {b!r}")
-        return np.geomspace(a, b, _num(n, where + ".logspace")).tolist()
+        return round_values(np.geomspace(a, b, _num(n, where + ".logspace")))
     if "arange" in defn:
         a, b, step = _triple(defn["arange"], ("start", "stop", "step"), where + ".arange")
         if step == 0 or not np.isfinite([a, b, step]).all():
@@ -42,8 +42,15 @@ def values_from(defn: Mapping, where: str) -> list:
         if (b - a) / step > max_axis():
             raise ValueError(f"{where}.arange: makes {(b - a) / step:.3g} values, more than {max_axis():.0e}")
         # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
-        return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
+        return round_values(np.round(np.arange(a, b, step), 12))
     raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
+
+
+def round_values(values: np.ndarray) -> list[float]:
+    """Generated values as the round numbers the user wrote: float noise such as
+    19.999999999999996 (geomspace) or 0.30000000000000004 (arange) is cut at 12 significant
+    digits, so ``logspace: [5, 40, 4]`` gives exactly 5, 10, 20, 40 and ``ds.sel(drive=20)`` works."""
+    return [float(f"{x:.12g}") for x in np.asarray(values, dtype=float)]
 
 
 def _triple(obj, names, where):

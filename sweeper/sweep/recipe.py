@@ -41,16 +41,16 @@ def search_path(folders: list[Path]):
                     sys.path.remove(entry)
 
 
-def import_builder(ref: Any, folders: list[Path]):
+def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
     """The function named by ``module:function``, its module found in ``folders`` first."""
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise SpecError(f"builder must be 'module:function', got {ref!r}")
+        raise SpecError(f"{what} must be 'module:function', got {ref!r}")
     module_name, func_name = ref.split(":")
     try:
         with search_path(folders), single_process():  # bmtk binds MPI when first imported
             module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SpecError(f"cannot import builder module {module_name!r}: {exc}") from None
+        raise SpecError(f"cannot import {what} module {module_name!r}: {exc}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise SpecError(f"module {module_name!r} has no function {func_name!r}")
@@ -143,14 +143,18 @@ class Recipe:
         return replace(net, simulation=replace(net.simulation, **{k: float(v) for k, v in sim.items()}))
 
     @property
+    def folders(self) -> list[Path]:
+        """Where user code (builder, metric functions) is imported from, before sys.path."""
+        return ([self.base_dir / self.builder_path] if self.builder_path else []) + [self.base_dir]
+
+    @property
     def builder_function(self):
         if "_builder" not in self.__dict__ and self.callable_builder and (
                 self.builder.startswith("__main__:") or "<" in self.builder):
             raise SpecError(f"the builder {self.builder} was given as a Python callable and cannot be "
                             "imported by name: run the sweep from Python with Sweep(builder=...)")
         if "_builder" not in self.__dict__:
-            folders = ([self.base_dir / self.builder_path] if self.builder_path else []) + [self.base_dir]
-            self.__dict__["_builder"] = import_builder(self.builder, folders)
+            self.__dict__["_builder"] = import_builder(self.builder, self.folders)
         return self.__dict__["_builder"]
 
     def call_builder(self, params: Mapping[str, Any]) -> Network:

@@ -22,9 +22,9 @@ from .. import metrics as metric_table
 from ..config import get as config
 from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
-from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now
+from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now, variables
 from . import points as pts
-from . import provenance
+from . import provenance, usermetrics
 from .recipe import Recipe
 from .resume import heal
 from .spec import Sweep
@@ -87,10 +87,12 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
                  "derived": {n: d[0].text for n, d in sweep.derived.items()},
                  "metric_window": sweep.output["metric_window"],
                  "record_every": sweep.output["record_every"],
-                 "recipe": sweep.recipe.to_dict()}
+                 "recipe": sweep.recipe.to_dict(), "coordinates": sweep.coordinates(),
+                 "user_metrics": sweep.user_metrics}
         created = SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
                                     times=time_axis(sweep, table), attrs=attrs,
-                                    dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
+                                    dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"],
+                                    variables=variables.table(sweep.user_metrics))
         provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
         return created
     store = SweepStore.open(path, mode="r+")
@@ -122,7 +124,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
     store.extend({k: v[new] for k, v in table.items()}, ids[new],
                  meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                           recipe=sweep.recipe.to_dict()))
+                           recipe=sweep.recipe.to_dict(), coordinates=sweep.coordinates()))
     return store
 
 
@@ -171,6 +173,27 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
+@lru_cache(maxsize=8)
+def _user_functions(user_json: str, folders: tuple[str, ...]) -> dict:
+    return usermetrics.functions(json.loads(user_json), [Path(f) for f in folders])
+
+
+def chunk_metrics(store: SweepStore, recipe: Recipe, rates: np.ndarray, params: dict, rows: np.ndarray,
+                  errors: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every metric of the store for one chunk: the built-ins from the traces, then the user's own
+    for the points ``rows``; also the mask of points whose own metric raised (reason in ``errors``)."""
+    meta = store.meta
+    user = meta.get("user_metrics") or {}
+    builtin = [m for m in store.metric_names if m not in user]
+    values = metric_table.compute(rates, store.times, meta.get("metric_window"), builtin)
+    failed = np.zeros(rates.shape[0], dtype=bool)
+    if user:
+        funcs = _user_functions(json.dumps(user, sort_keys=True), tuple(str(f) for f in recipe.folders))
+        own, failed = usermetrics.compute(funcs, store.times, rates, params, rows, errors)
+        values.update(own)
+    return values, failed
+
+
 def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builder=None) -> dict:
     """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
     ``builder``: the builder function itself, when it was given as a Python callable."""
@@ -203,7 +226,9 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
             continue
         rates[j, :, :r.shape[1]] = r[:, :len(times)]
         new_status[j] = DONE
-    values = metric_table.compute(rates, times, meta.get("metric_window"), store.metric_names)
+    values, metric_failed = chunk_metrics(store, recipe, rates, params, np.flatnonzero(todo & (new_status == DONE)),
+                                          errors)
+    new_status[metric_failed] = FAILED
     values.update(rates=rates, error=errors, status=new_status)
     try:
         store.write_chunk(chunk, values, mask=todo)
@@ -332,5 +357,5 @@ class _NoBar:
 def _progress(total: int, enabled: bool, client):
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
     return tqdm(total=total, unit="chunk", file=sys.stderr, dynamic_ncols=True)

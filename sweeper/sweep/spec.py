@@ -23,11 +23,12 @@ from ..errors import SpecError
 from ..model import Network
 from . import points as pts
 from .problems import Problems, yaml_lines
+from . import usermetrics
 from .recipe import Recipe
 from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
-            "parameters", "axes", "replicates", "derived", "constraints", "output",
+            "parameters", "axes", "replicates", "derived", "constraints", "output", "metrics",
             "components_dir", "input_rates", "group_by")
 
 
@@ -51,6 +52,8 @@ class Sweep(SpecChecks):
         if isinstance(spec.get("network"), Network):
             from ..io.netfile import network_to_dict
             spec["network"] = network_to_dict(spec["network"])
+        if "metrics" in spec:
+            spec["metrics"] = usermetrics.normalise(spec["metrics"])
         self.spec = spec
         self.base_dir = Path(base_dir).resolve()
         self.source = source
@@ -111,7 +114,7 @@ class Sweep(SpecChecks):
         if not isinstance(params, dict) or not params:
             P.add(("parameters",), "needs at least one parameter (a mapping name -> definition)")
             params = {}
-        self.paths, self.values, self.ranges = {}, {}, {}
+        self.paths, self.values, self.ranges, self.described = {}, {}, {}, {}
         for name, defn in params.items():
             self._parse_parameter(name, defn, base, P)
         derived = self._parse_derived(base, P)
@@ -124,6 +127,8 @@ class Sweep(SpecChecks):
             P.add(("replicates",), f"must be an integer >= 1, got {self.replicates!r}")
             self.replicates = 1
         self.output = self._parse_output(P)
+        self.user_metrics = usermetrics.parse(spec.get("metrics"), self._recipe.folders,
+                                              set(self.paths) | set(self.derived) | {"replicate"}, P)
         max_points = int(config("sweep.max-points"))
         if not P.items and self.size > max_points:
             P.add(("axes",), f"makes {self.size:.3g} points (before constraints); a store takes at most "
@@ -197,6 +202,25 @@ class Sweep(SpecChecks):
                 keep &= np.asarray(c(**{k: table[k] for k in c.names}), dtype=bool)
             table = {k: v[keep] for k, v in table.items()}
         return {n: table[n] for n in self.parameter_names}
+
+    def coordinates(self) -> dict[str, dict]:
+        """Per parameter: long_name, units (given, or known from its path) and scale (log/linear),
+        and whether it is an axis of the sweep or derived from the others."""
+        out = {}
+        for name in self.parameter_names:
+            if name == "replicate":
+                out[name] = {"long_name": "replicate", "units": "1", "scale": "linear", "role": "axis",
+                             "axis": "replicate"}
+                continue
+            info = dict(self.described.get(name, {"long_name": name, "units": None, "scale": "linear"}))
+            path = self.paths.get(name) if name in self.paths else self.derived[name][1]
+            if info["units"] is None and path is not None:
+                info["units"] = path.units
+            info["role"] = "derived" if name in self.derived else "axis"
+            info["axis"] = next((kind for kind, body in self.axes
+                                 if name in (body["parameters"] if kind == "sample" else body)), "derived")
+            out[name] = info
+        return out
 
     # -- identity
     @property

@@ -22,7 +22,8 @@ from .problems import Problems
 from .recipe import plain
 from .valuetypes import settle
 
-PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description", "type")
+PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description", "type",
+              "units")
 
 
 def output_defaults() -> dict:
@@ -102,6 +103,10 @@ class SpecChecks:
             if k not in PARAM_KEYS:
                 P.add(key + (k,), f"unknown key (known: {', '.join(PARAM_KEYS)})")
         self.paths[name] = self._resolve_path(defn.get("path"), base, key, P)
+        self.described[name] = {"long_name": str(defn.get("description") or defn.get("path") or name),
+                                "units": defn.get("units"),
+                                "scale": "log" if "logspace" in defn or ("range" in defn and defn.get("log"))
+                                else "linear"}
         if "range" in defn:
             if defn.get("type") not in (None, "float"):
                 P.add(key + ("type",), "a parameter with a range is sampled as float; give values for "
@@ -171,6 +176,9 @@ class SpecChecks:
                 P.add(key + ("expr",), str(exc))
                 continue
             self.derived[name] = (expr, self._resolve_path(path, base, key, P))
+            info = defn if isinstance(defn, dict) else {}
+            self.described[name] = {"long_name": str(info.get("description") or f"{name} = {text}"),
+                                    "units": info.get("units"), "scale": "linear"}
             known.append(name)
         self._parse_constraints(known, P)
         return derived
