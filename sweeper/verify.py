@@ -101,6 +101,9 @@ def _check_against_spec(st: SweepStore) -> list[str]:
     meta = st.meta
     try:
         sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"])
+        if sweep.adaptive is not None:  # points chosen while it ran: checked against the axes
+            from .sweep.adaptive import check_points
+            return check_points(st, sweep)
         table = sweep.points()
     except SweeperError as exc:
         return [f"the spec kept in the store cannot be expanded: {exc}"]

@@ -44,6 +44,10 @@ def expand(spec, rows):
     from ..sweep.runner import time_axis
 
     sweep = Sweep.from_file(spec)
+    if sweep.adaptive is not None:  # no fixed points: say what the learners will do
+        from ..sweep.adaptive import describe_text
+        click.echo(f"spec:        {spec}\n" + describe_text(sweep))
+        return
     table = sweep.points()
     n = len(next(iter(table.values()))) if table else 0
     base = sweep.base_network()
