@@ -30,6 +30,7 @@ from ..config import get as config
 from ..errors import StoreError
 from ..store import DONE, FAILED, PENDING, SweepStore, now
 from . import points as pts
+from . import runner
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,6 @@ class _Initial:
 def prepare_store(sweep, path) -> SweepStore:
     """Create the store with the first learner's first batch, or check that an existing store
     belongs to this sweep (the caller holds the writer lock)."""
-    from .runner import prepare_store as prepare_fixed
     path = Path(path)
     if not path.exists():
         outer = outer_points(sweep)
@@ -189,7 +189,7 @@ def prepare_store(sweep, path) -> SweepStore:
         learner = make_learner(sweep.adaptive, space.bounds)
         k = min(int(sweep.output["chunk_points"]), sweep.adaptive["n"])
         xs, _ = learner.ask(k)
-        store = prepare_fixed(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path)
+        store = runner.prepare_store(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path)
         store.set_meta(adaptive=_describe(sweep, space))
         store.consolidate()
         return store
@@ -359,15 +359,13 @@ class Learners:
 def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progress: bool = False,
                  max_in_flight: int | None = None, lock: bool = True, prepared: SweepStore | None = None):
     """Run (or resume, or continue toward a new goal) an adaptive sweep into ``store``."""
-    from .runner import RunSummary, _default_client, writer_lock
-
     t_start = time.perf_counter()
-    with writer_lock(store) if lock else nullcontext():
+    with runner.writer_lock(store) if lock else nullcontext():
         st = prepared if prepared is not None else prepare_store(sweep, store)
         learners = Learners(sweep, st)
         again = learners.replay(retry_failed)
-        summary = RunSummary(Path(store), st.npoints)
-        with _default_client(client) as cl:
+        summary = runner.RunSummary(Path(store), st.npoints)
+        with runner._default_client(client) as cl:
             write_error = _drive(cl, learners, again, retry_failed, summary, max_in_flight,
                                  _Progress(learners, progress))
         summary.points = st.npoints
@@ -394,7 +392,6 @@ def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max
     """Keep batches in flight until every learner meets its goal; tell each written chunk to its
     learner. Returns why the store could not be written, if it could not."""
     from distributed import as_completed
-    from .runner import run_chunk
 
     workers = len(cl.scheduler_info().get("workers", {}))
     limit = max_in_flight or max(2, int(config("sweep.adaptive-tasks-per-worker")) * max(1, workers or 1))
@@ -406,7 +403,7 @@ def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max
     write_error = None
 
     def submit(chunk):
-        fut = cl.submit(run_chunk, path, chunk, retry_failed, key=f"sweeper-adaptive-{key}-{chunk}",
+        fut = cl.submit(runner.run_chunk, path, chunk, retry_failed, key=f"sweeper-adaptive-{key}-{chunk}",
                         pure=False, retries=retries)
         chunk_of[fut] = chunk
         pending.add(fut)
@@ -504,3 +501,6 @@ def check_points(store: SweepStore, sweep) -> list[str]:
         for i in np.flatnonzero(~((v >= lo) & (v <= hi)))[:10]:
             problems.append(f"point {i}: {name} = {v[i]} is outside its range [{lo}, {hi}]")
     return problems
+
+
+runner.DRIVERS["adaptive"] = sys.modules[__name__]

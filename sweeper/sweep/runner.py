@@ -29,6 +29,10 @@ from .spec import Sweep
 
 log = logging.getLogger(__name__)
 
+# Drivers of sweeps whose points are chosen while they run, by axis kind (each registers itself
+# when imported; sweeper.sweep imports them): "adaptive" -> sweeper.sweep.adaptive.
+DRIVERS: dict = {}
+
 
 @dataclass
 class RunSummary:
@@ -64,8 +68,7 @@ def time_axis(sweep: Sweep, table: pts.Table) -> np.ndarray:
 def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it)."""
     if getattr(sweep, "adaptive", None) is not None:  # points chosen while it runs
-        from .adaptive import prepare_store as prepare_adaptive
-        return prepare_adaptive(sweep, path)
+        return DRIVERS["adaptive"].prepare_store(sweep, path)
     path = Path(path)
     table = sweep.points()
     names = sweep.parameter_names
@@ -239,8 +242,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
     if sweep.adaptive is not None:  # learners choose the points: sweep.adaptive
-        from .adaptive import run_adaptive
-        return run_adaptive(sweep, store, client=client, retry_failed=retry_failed, progress=progress,
+        return DRIVERS["adaptive"].run_adaptive(sweep, store, client=client, retry_failed=retry_failed, progress=progress,
                             max_in_flight=max_in_flight, lock=lock, prepared=prepared)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
