@@ -189,9 +189,17 @@ def plot(store, out, x, y, metric, population, traces, points, sel):
     out = out or str(store).rstrip("/").removesuffix(".zarr") + (".traces.png" if traces else ".png")
     if traces:
         path = plot_traces(store, out, points=list(points) or None, population=population, **fixed)
+    elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
+        from ..adaptive_plot import plot_adaptive
+        path = plot_adaptive(store, out, metric=metric, population=population)
     else:
         path = plot_heatmap(store, out, x=x, y=y, metric=metric, population=population, **fixed)
     click.echo(f"wrote {path}")
+
+
+def _adaptive(store) -> bool:
+    from ..adaptive_plot import is_adaptive
+    return is_adaptive(store)
 
 
 @main.command()
