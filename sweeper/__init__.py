@@ -7,8 +7,10 @@ everything that needs the engine (numba), Dask or the store is imported on first
 
 from importlib.metadata import PackageNotFoundError, version
 
+DISTRIBUTION = "popnet-sweeper"  # the name on PyPI (`sweeper` there is an unrelated package)
+
 try:
-    __version__ = version("sweeper")
+    __version__ = version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 

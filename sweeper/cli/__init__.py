@@ -58,7 +58,7 @@ def _show_library_log() -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="sweeper")
+@click.version_option(package_name="popnet-sweeper")
 def main():
     """Sweep population-density (DiPDE/PopNet) network models over parameters on Dask."""
     _show_library_log()

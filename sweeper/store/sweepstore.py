@@ -39,8 +39,9 @@ def now() -> str:
 
 def versions() -> dict[str, str]:
     import importlib.metadata as md
-    out = {"python": platform.python_version()}
-    for pkg in ("sweeper", "numpy", "scipy", "zarr", "dask", "distributed", "xarray", "numba"):
+    from .. import __version__
+    out = {"python": platform.python_version(), "sweeper": __version__}
+    for pkg in ("numpy", "scipy", "zarr", "dask", "distributed", "xarray", "numba"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -49,7 +49,7 @@ class ParamPath:
     def check_value(self, value) -> str | None:
         """Return a description of what is wrong with ``value`` for this path, or None."""
         if self.kind == "method":
-            return None if value in METHODS else f"must be one of {method_names()}, got {value!r}"
+            return None if isinstance(value, str) and value in METHODS else f"must be one of {method_names()}, got {value!r}"
         if self.kind == "order":
             ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
                 isinstance(value, float) and value.is_integer() and value >= 1)
