@@ -159,7 +159,7 @@ def _map(fig, ax, data: _Data, done, failed):
     ax.plot(px, py, "o", ms=2.2, color="white", mec="black", mew=0.4, label="sampled points")
     if failed.any():
         ax.plot(data.coords(x, failed), data.coords(y, failed), "x", color="C3", ms=4, label="failed")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left", framealpha=0.6)
     _axis(ax, data, x, "x")
     _axis(ax, data, y, "y")
 
