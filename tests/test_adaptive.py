@@ -223,12 +223,13 @@ BUILDER = '''
 from sweeper.io import load_network
 from sweeper.sweep.paths import resolve
 
-def build(rate, w):
+def build(rate, w=0.003, tau=0.02):
     """The single-population network; refuses a region of the plane (a builder's own error)."""
     if rate > 150.0 and w > 0.002:
         raise ValueError("this corner is refused")
     net = load_network(NET)
     net = resolve("inputs.bg.rate", net).apply(net, rate)
+    net = resolve("populations.e.tau_m", net).apply(net, tau)
     return resolve("connections[bg->e].weight", net).apply(net, w)
 '''
 
@@ -244,10 +245,27 @@ output: {chunk_points: 4}
 """
 
 
-def test_failed_points_are_excluded_and_do_not_stall_the_learner(tmp_path, client):
+LEARNER_AXES = {  # learner -> (parameters, extra parameter lines)
+    "2d": ("[rate, w]", ""),
+    "1d": ("[rate]", None),
+    "nd": ("[rate, w, tau]", "  tau: {range: [0.01, 0.03]}\n"),
+}
+
+
+def _builder_spec(learner: str, n: int) -> str:
+    names, extra = LEARNER_AXES[learner]
+    text = BUILDER_SPEC.replace("parameters: [rate, w]", f"parameters: {names}").replace("n: 28", f"n: {n}")
+    if extra is None:
+        return text.replace("  w: {range: [0.0005, 0.004]}\n", "")
+    return text.replace("axes:", extra + "axes:")
+
+
+@pytest.mark.parametrize("learner", ["2d", "1d", "nd"])
+def test_failed_points_are_excluded_and_do_not_stall_the_learner(tmp_path, client, learner):
     (tmp_path / "failing.py").write_text(BUILDER.replace("NET", repr(str(NET))))
     spec, store = tmp_path / "b.yaml", tmp_path / "b.zarr"
-    spec.write_text(BUILDER_SPEC)
+    spec.write_text(_builder_spec(learner, 28))
+    assert Sweep.from_file(spec).adaptive["learner"] == learner
     summary = run_sweep(Sweep.from_file(spec), store, client=client)
     st = SweepStore.open(store)
     counts = st.counts()
@@ -256,17 +274,19 @@ def test_failed_points_are_excluded_and_do_not_stall_the_learner(tmp_path, clien
     assert not summary.ok and len(summary.failures) == counts["failed"]
     assert all("this corner is refused" in e for e in st.errors()[st.status() == FAILED])
     params = st.params()
-    refused = (params["rate"] > 150) & (params["w"] > 0.002)
+    refused = (params["rate"] > 150) & (params.get("w", np.full(28, 0.003)) > 0.002)
     assert ((st.status() == FAILED) == refused).all()
+    assert counts["done"] > counts["failed"]  # the learner kept working where points succeed
     assert len(set(st.point_ids())) == 28  # no point asked twice
     assert verify_store(store) == []
     # resuming tells the failures as failures again: nothing is retried, nothing new is needed
     again = run_sweep(Sweep.from_file(spec), store, client=client)
     assert again.computed == 0 and SweepStore.open(store).npoints == 28
     # a higher goal goes on past the failed region
-    spec.write_text(BUILDER_SPEC.replace("n: 28", "n: 40"))
+    spec.write_text(_builder_spec(learner, 40))
     more = run_sweep(Sweep.from_file(spec), store, client=client)
     assert SweepStore.open(store).npoints == 40 and more.computed == 12
+    assert len(set(SweepStore.open(store).point_ids())) == 40
 
 
 # --------------------------------------------------------------------------- a killed run

@@ -447,7 +447,7 @@ class _Progress:
         self.learners = learners
         self.bar = None
         if enabled:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm  # a widget in Jupyter
             busy = sum(len(rows) for rows in learners.busy.values())
             self.bar = tqdm(total=learners.total, initial=int(learners.points.sum()) - busy,
                             unit="point", file=sys.stderr, dynamic_ncols=True)
