@@ -334,3 +334,34 @@ def test_tutorial_adaptive_job_is_valid():
     sweep = Sweep.from_file(JOBS / "tutorial_adaptive.yaml")
     assert sweep.adaptive["population"] == "inhibitory" and sweep.adaptive["learner"] == "2d"
     assert sweep.size == sweep.adaptive["goal"]["n"]
+
+
+@pytest.mark.parametrize("learner, loss", [(k, name) for k, names in __import__(
+    "sweeper.sweep.adaptive_spec", fromlist=["LOSSES"]).LOSSES.items() for name in names])
+def test_every_loss_of_the_table_drives_its_learner(learner, loss):
+    # each (learner, loss) of the spec's table, asked and told in batches as the driver does,
+    # with a batch failing now and then (its points stay pending)
+    from sweeper.sweep.adaptive import learner_loss, make_learner
+    dims = {"1d": 1, "2d": 2, "nd": 3}[learner]
+    lrn = make_learner({"learner": learner, "loss": loss}, [(0.0, 1.0)] * dims)
+    seen = set()
+    for step in range(8):
+        xs, _ = lrn.ask(4)
+        for x in xs:
+            key = tuple(np.atleast_1d(x))
+            assert key not in seen  # never asked twice, failures included
+            seen.add(key)
+            if step % 3 != 2:
+                lrn.tell(x, 2.0 + float(np.tanh(20 * (np.sum(np.atleast_1d(x)) - 0.5 * dims))))
+    assert len(seen) == 32 and np.isfinite(learner_loss(lrn))
+
+
+def test_python_api_with_a_dict_spec(tmp_path, client):
+    sweep = Sweep(network=str(NET), simulation={"tf": 0.05},
+                  parameters={"rate": {"path": "inputs.bg.rate", "range": [20.0, 400.0], "log": True}},
+                  axes=[{"adaptive": {"parameters": ["rate"], "goal": {"n": 9}}}], output={"chunk_points": 3})
+    assert sweep.adaptive["population"] == "e"  # the only recorded population
+    summary = run_sweep(sweep, tmp_path / "api.zarr", client=client)
+    assert summary.ok and summary.points == 9
+    rate = sorted(SweepStore.open(tmp_path / "api.zarr").params()["rate"].tolist())
+    assert rate[0] == 20.0 and rate[-1] == 400.0 and len(open_sweep(tmp_path / "api.zarr")["point"]) == 9

@@ -42,7 +42,7 @@ def loss_function(learner: str, name: str):
     table = {
         "1d": {"default": l1.default_loss, "uniform": l1.uniform_loss, "abs_min_log": l1.abs_min_log_loss,
                "curvature": l1.curvature_loss_function, "triangle": l1.triangle_loss},
-        "2d": {"default": l2.default_loss, "uniform": l2.uniform_loss, "triangle": l2.triangle_loss,
+        "2d": {"default": l2.default_loss, "uniform": l2.uniform_loss,
                "minimize_triangle_surface": l2.minimize_triangle_surface_loss},
         "nd": {"default": ln.default_loss, "uniform": ln.uniform_loss, "std": ln.std_loss,
                "curvature": ln.curvature_loss_function, "triangle": ln.triangle_loss},
