@@ -44,6 +44,10 @@ def expand(spec, rows):
     from ..sweep.runner import time_axis
 
     sweep = Sweep.from_file(spec)
+    if sweep.adaptive is not None:  # no fixed points: say what the learners will do
+        from ..sweep.adaptive import describe_text
+        click.echo(f"spec:        {spec}\n" + describe_text(sweep))
+        return
     table = sweep.points()
     n = len(next(iter(table.values()))) if table else 0
     base = sweep.base_network()
@@ -195,9 +199,17 @@ def plot(store, out, x, y, metric, population, reduce, traces, points, color_by,
     if traces:
         path = plot_traces(store, out, points=list(points) or None, population=population, color_by=color_by,
                            **fixed)
+    elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
+        from ..adaptive_plot import plot_adaptive
+        path = plot_adaptive(store, out, metric=metric, population=population)
     else:
         path = plot_metric(store, out, x=x, y=y, metric=metric, population=population, reduce=reduce, **fixed)
     click.echo(f"wrote {path}")
+
+
+def _adaptive(store) -> bool:
+    from ..adaptive_plot import is_adaptive
+    return is_adaptive(store)
 
 
 @main.command()

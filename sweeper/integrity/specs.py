@@ -38,12 +38,16 @@ class Expected:
     times: np.ndarray | None        # only from the user's spec (needs the network's time grid)
     populations: list[str] | None   # likewise
     full_length: bool               # every done trace spans the whole time axis
+    adaptive: Sweep | None = None   # an adaptive spec: its points are checked against its axes
 
 
 def from_user(sweep: Sweep) -> Expected:
     """Everything the user's spec says (this may call the user's own builder)."""
     from ..sweep.runner import time_axis
 
+    if sweep.adaptive is not None:  # points chosen while it ran: no fixed list to compare with
+        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=object), None, None,
+                        False, adaptive=sweep)
     table = sweep.points()
     names = sweep.parameter_names
     probe = sweep.network_for({k: v[0] for k, v in table.items()})
@@ -59,6 +63,9 @@ def from_store(st: SweepStore) -> Expected:
     meta = st.meta
     sweep = PointsOnly.from_text(meta["spec"], base_dir=meta.get("base_dir", "."),
                                  source="the spec kept in the store")
+    if sweep.adaptive is not None:
+        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=object), None, None,
+                        stored_full_length(meta), adaptive=sweep)
     table = sweep.points()
     names = sweep.parameter_names
     return Expected(sweep.source, table, names, pts.point_ids(table, names), None, None, stored_full_length(meta))

@@ -49,7 +49,11 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
     for c in range(st.nchunks):
         _chunk(st, c, times if axis_ok else None, full, status, report)
     _ids(st, report)
-    if expect is not None:
+    if expect is not None and expect.adaptive is not None:
+        from ..sweep.adaptive import check_points
+        for line in check_points(st, expect.adaptive):
+            report.other(line)
+    elif expect is not None:
         _against_spec(st, expect, report)
         if expect.times is not None and times is not None and not np.array_equal(times, expect.times):
             report.other(f"the time axis differs from {expect.source}'s ({len(times)} vs {len(expect.times)} samples)")

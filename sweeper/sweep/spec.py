@@ -173,14 +173,20 @@ class Sweep(SpecChecks):
 
     @property
     def parameter_names(self) -> list[str]:
-        names = [n for kind, body in self.axes for n in (body["parameters"] if kind == "sample" else body)]
+        names = [n for kind, body in self.axes
+                 for n in (body["parameters"] if kind in ("sample", "adaptive") else body)]
         names += list(self.derived)
         if self.replicates > 1:
             names.append("replicate")
         return names
 
     def points(self) -> pts.Table:
-        """Every point as columns (name -> array), constraints applied, derived values added."""
+        """Every point as columns (name -> array), constraints applied, derived values added.
+
+        An adaptive sweep chooses its points while it runs: :func:`.adaptive.outer_points`."""
+        if self.adaptive is not None:
+            raise SpecError("an adaptive sweep chooses its points while it runs; there is no fixed list "
+                            "of points (`sweeper run` it, then `sweeper show` the store)", self.source)
         tables = []
         for kind, body in self.axes:
             if kind == "grid":
@@ -237,6 +243,8 @@ class Sweep(SpecChecks):
         for entry in spec.get("axes") or []:
             if isinstance(entry, dict) and isinstance(entry.get("sample"), dict):
                 entry["sample"].pop("n", None)
+            if isinstance(entry, dict) and isinstance(entry.get("adaptive"), dict):
+                entry["adaptive"].pop("goal", None)  # a new goal continues the same store
         spec.pop("description", None)
         spec.pop("name", None)
         return spec

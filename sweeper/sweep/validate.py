@@ -210,11 +210,12 @@ class SpecChecks:
 
     def _parse_axes(self, P) -> list[tuple[str, Any]]:
         axes = self.spec.get("axes")
+        self.adaptive = None  # the adaptive axis' settings, if the spec has one (sweep.adaptive_spec)
         if axes is None:  # default: grid of every valued parameter, one sample block of the ranged ones
             out = [("grid", list(self.values))] if self.values else []
             if self.ranges:
                 P.add(("parameters",), f"parameters with a range ({', '.join(self.ranges)}) need an "
-                      "'axes: - sample: {method, n, seed, parameters}' entry")
+                      "'axes: - sample: {method, n, seed, parameters}' (or '- adaptive: {...}') entry")
             return out
         if not isinstance(axes, list) or not axes:
             P.add(("axes",), "must be a non-empty list of {grid: [...]}, {zip: [...]}, {sample: {...}}")
@@ -230,11 +231,13 @@ class SpecChecks:
                 parsed = self._parse_grid_axis(kind, body, key, P)
             elif kind == "sample":
                 parsed = self._parse_sample_axis(body, key, P)
+            elif kind == "adaptive":
+                parsed = self._parse_adaptive_axis(body, key, P)
             else:
-                P.add(key, f"unknown axis kind {kind!r} (use grid, zip or sample)")
+                P.add(key, f"unknown axis kind {kind!r} (use grid, zip, sample or adaptive)")
                 parsed = None
             if parsed is not None:
-                used += parsed[1]["parameters"] if kind == "sample" else parsed[1]
+                used += parsed[1]["parameters"] if kind in ("sample", "adaptive") else parsed[1]
                 out.append(parsed)
         for name in list(self.values) + list(self.ranges):
             if used.count(name) == 0:
@@ -256,6 +259,15 @@ class SpecChecks:
             if len(set(lens.values())) > 1:
                 P.add(key + (kind,), f"zipped parameters need equal lengths, got {lens}")
         return (kind, list(body))
+
+    def _parse_adaptive_axis(self, body, key, P):
+        from .adaptive_spec import parse_axis
+        if self.adaptive is not None:
+            P.add(key, "a spec takes one adaptive entry (combine other axes with it as an outer product)")
+            return None
+        parsed = parse_axis(self, body, key, P)
+        self.adaptive = parsed[1] if parsed else None
+        return parsed
 
     def _parse_sample_axis(self, body, key, P):
         kind = "sample"
