@@ -100,7 +100,8 @@ def _full_length_traces(st: SweepStore) -> bool:
 
     meta = st.meta
     try:
-        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"])
+        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"],
+                                round_values="coordinates" in meta)  # older stores: values as numpy made them
     except SweeperError:
         return False
     swept = list(sweep.paths.values()) + [d[1] for d in sweep.derived.values()]
@@ -114,7 +115,8 @@ def _check_against_spec(st: SweepStore) -> list[str]:
 
     meta = st.meta
     try:
-        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"])
+        sweep = Sweep.from_text(meta["spec"], base_dir=meta["base_dir"], source=meta["spec_source"],
+                                round_values="coordinates" in meta)  # older stores: values as numpy made them
         table = sweep.points()
     except SweeperError as exc:
         return [f"the spec kept in the store cannot be expanded: {exc}"]

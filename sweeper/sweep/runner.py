@@ -95,6 +95,10 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
         log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
                     "point(s) removed; they are added again now if the spec has them)")
     meta = store.meta
+    if "coordinates" not in meta and sweep.round_values:  # made before generated values were rounded
+        sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
+        table = sweep.points()
+        ids = pts.point_ids(table, names)
     if meta.get("signature") != sweep.signature or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
@@ -112,8 +116,8 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
     store.extend({k: v[new] for k, v in table.items()}, ids[new])
-    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                   recipe=sweep.recipe.to_dict(), coordinates=sweep.coordinates())
+    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source, recipe=sweep.recipe.to_dict(),
+                   **({"coordinates": sweep.coordinates()} if "coordinates" in meta else {}))
     store.consolidate()
     return store
 
