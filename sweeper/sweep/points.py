@@ -22,19 +22,28 @@ def max_axis() -> int:
     return int(config("sweep.max-axis"))
 
 
-def values_from(defn: Mapping, where: str) -> list:
-    """The explicit values of one axis: ``values``, ``linspace``, ``logspace`` or ``arange``."""
+def values_from(defn: Mapping, where: str, rounded: bool = True) -> list:
+    """The explicit values of one axis: ``values``, ``linspace``, ``logspace`` or ``arange``
+    (generated ones as round numbers, see :func:`round_values`; ``rounded=False``: as numpy makes
+    them, which is how stores made before sweeper rounded them hold them)."""
+    vals = _values_from(defn, where)
+    if rounded and "values" not in defn:
+        return round_values(np.asarray(vals, dtype=float))
+    return vals
+
+
+def _values_from(defn: Mapping, where: str) -> list:
     if "values" in defn:
         vals = defn["values"]
         return list(vals) if isinstance(vals, (list, tuple)) else [vals]
     if "linspace" in defn:
         a, b, n = _triple(defn["linspace"], ("start", "stop", "num"), where + ".linspace")
-        return round_values(np.linspace(a, b, _num(n, where + ".linspace")))
+        return np.linspace(a, b, _num(n, where + ".linspace")).tolist()
     if "logspace" in defn:  # start and stop are the values themselves, not exponents
         a, b, n = _triple(defn["logspace"], ("start", "stop", "num"), where + ".logspace")
         if a <= 0 or b <= 0:
             raise ValueError(f"{where}.logspace: start and stop must be > 0, got {a!r}, {b!r}")
-        return round_values(np.geomspace(a, b, _num(n, where + ".logspace")))
+        return np.geomspace(a, b, _num(n, where + ".logspace")).tolist()
     if "arange" in defn:
         a, b, step = _triple(defn["arange"], ("start", "stop", "step"), where + ".arange")
         if step == 0 or not np.isfinite([a, b, step]).all():
@@ -42,7 +51,7 @@ def values_from(defn: Mapping, where: str) -> list:
         if (b - a) / step > max_axis():
             raise ValueError(f"{where}.arange: makes {(b - a) / step:.3g} values, more than {max_axis():.0e}")
         # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
-        return round_values(np.round(np.arange(a, b, step), 12))
+        return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
     raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
 
 

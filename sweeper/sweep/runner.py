@@ -103,6 +103,10 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
         return created
     store = SweepStore.open(path, mode="r+")
     meta = store.meta
+    if "coordinates" not in meta and sweep.round_values:  # made before generated values were rounded
+        sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
+        table = sweep.points()
+        ids = pts.point_ids(table, names)
     if meta.get("signature") not in (sweep.signature, sweep.legacy_signature) or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
@@ -130,7 +134,8 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
     store.extend({k: v[new] for k, v in table.items()}, ids[new],
                  meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                           recipe=sweep.recipe.to_dict(), coordinates=sweep.coordinates()))
+                           recipe=sweep.recipe.to_dict(),
+                           **({"coordinates": sweep.coordinates()} if "coordinates" in meta else {})))
     return store
 
 

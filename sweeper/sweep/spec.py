@@ -42,7 +42,7 @@ class Sweep(SpecChecks):
     """
 
     def __init__(self, spec: Mapping | None = None, *, base_dir: str | os.PathLike = ".",
-                 source: str = "<sweep>", text: str | None = None, **keys):
+                 source: str = "<sweep>", text: str | None = None, round_values: bool = True, **keys):
         if spec is not None and not isinstance(spec, Mapping):
             raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
         spec = dict(spec or {}, **keys)
@@ -55,6 +55,7 @@ class Sweep(SpecChecks):
         if "metrics" in spec:
             spec["metrics"] = usermetrics.normalise(spec["metrics"])
         self.spec = spec
+        self.round_values = round_values
         self.base_dir = Path(base_dir).resolve()
         self.source = source
         self.text = text if text is not None else yaml.safe_dump(_plain(spec), sort_keys=False)
@@ -82,7 +83,7 @@ class Sweep(SpecChecks):
         return cls.from_text(text, base_dir=path.resolve().parent, source=str(path))
 
     @classmethod
-    def from_text(cls, text: str, base_dir=".", source: str = "<sweep>") -> "Sweep":
+    def from_text(cls, text: str, base_dir=".", source: str = "<sweep>", round_values: bool = True) -> "Sweep":
         try:
             from ..io.netfile import _yaml_loader  # safe, and 1e-3 / 2.0e6 are floats as in JSON
             spec = yaml.load(text, Loader=_yaml_loader())
@@ -92,7 +93,7 @@ class Sweep(SpecChecks):
             raise SpecError(f"not valid YAML: {getattr(exc, 'problem', exc)}", f"{source}{line}") from None
         if not isinstance(spec, dict):
             raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
-        return cls(spec, base_dir=base_dir, source=source, text=text)
+        return cls(spec, base_dir=base_dir, source=source, text=text, round_values=round_values)
 
     # -- validation (collects everything, raises once)
     def _validate(self):

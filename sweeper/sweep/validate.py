@@ -114,7 +114,7 @@ class SpecChecks:
             self._parse_range(name, defn, key, P)
             return
         try:
-            values = pts.values_from(defn, ".".join(key))
+            values = pts.values_from(defn, ".".join(key), rounded=self.round_values)
         except (ValueError, TypeError) as exc:
             P.add(key, str(exc).split(": ", 1)[-1])
             return
