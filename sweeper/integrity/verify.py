@@ -33,6 +33,10 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
     report = Report()
     if not _shapes(st, report):
         return report
+    pending = st.meta.get("metrics_pending") or []
+    if pending:
+        report.other(f"metric(s) {', '.join(pending)} were being computed when `sweeper metrics` stopped: "
+                     "run the same command again")
     _decode_written_once(st, report)
     times = readable(lambda: st.times)
     axis_ok = times is not None and not damaged_axis(times)
