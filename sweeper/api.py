@@ -44,11 +44,18 @@ def run_popnet(config: str | os.PathLike, out: str | os.PathLike | None = None,
     target = Path(out) if out is not None else cfg.rates_file
     if target is None:
         raise ModelError("the config has no output.rates_file; give an output path (-o)", str(path))
+    if target.is_dir():
+        what = "-o" if out is not None else "output.rates_file"
+        raise ModelError(f"{target} is a directory; {what} must name a file", str(path))
     net = check_network(cfg.network, where=str(path))
     result = simulate(net)
-    target.parent.mkdir(parents=True, exist_ok=True)
     rates = [result.rate(name) for name in cfg.population_keys]
-    return write_rates_file(target, list(cfg.population_keys.values()), len(result.t), net.simulation.dt, rates)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return write_rates_file(target, list(cfg.population_keys.values()), len(result.t), net.simulation.dt,
+                                rates)
+    except OSError as exc:
+        raise ModelError(f"cannot write the rates file: {exc.strerror or exc}", str(target)) from None
 
 
 def __getattr__(name: str):

@@ -51,8 +51,9 @@ def _lookup(tree: Any, parts: tuple[str, ...]) -> Any:
     return tree
 
 
+@lru_cache(maxsize=1)
 def register_with_dask() -> None:
-    """Make the packaged defaults visible in ``dask.config`` under ``sweeper.*`` (idempotent)."""
+    """Make the packaged defaults visible in ``dask.config`` under ``sweeper.*`` (once per process)."""
     import dask.config
     dask.config.update_defaults({"sweeper": defaults()})
 

@@ -8,6 +8,7 @@ only this. Units are DiPDE's: seconds, volts relative to rest, Hz.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Union
 
@@ -38,12 +39,12 @@ class Dist:
         if isinstance(obj, Dist):
             return obj
         if is_number(obj):
-            return cls.delta(_finite(obj, where))
+            return cls.delta(to_float(obj, where))
         if isinstance(obj, dict):
             if obj.get("distribution") == "delta":
                 if "weight" not in obj:
                     raise ModelError("delta distribution needs a 'weight'", where)
-                return cls.delta(_finite(obj["weight"], f"{where}.weight"))
+                return cls.delta(to_float(obj["weight"], f"{where}.weight"))
             if "distribution" in obj:
                 raise ModelError(f"unknown distribution {obj['distribution']!r}; give 'values' and 'probs' "
                                  "(continuous distributions must be discretised first)", where)
@@ -98,13 +99,10 @@ def to_float(x, where: str, finite: bool = True) -> float:
     return x
 
 
-_finite = to_float      # the names validate_network uses
-
-
 def _float_list(xs, where: str) -> list[float]:
     if not isinstance(xs, (list, tuple, np.ndarray)):
         raise ModelError(f"expected a list of numbers, got {xs!r}", where)
-    return [_finite(x, f"{where}[{i}]") for i, x in enumerate(xs)]
+    return [to_float(x, f"{where}[{i}]") for i, x in enumerate(xs)]
 
 
 # --------------------------------------------------------------------------- external rates
@@ -178,7 +176,7 @@ def parse_rate(obj: Any, where: str = "rate") -> Rate:
     if isinstance(obj, (ConstantRate, ExpressionRate, TableRate, CallableRate)):
         return obj
     if is_number(obj):
-        return ConstantRate(_finite(obj, where))
+        return ConstantRate(to_float(obj, where))
     if isinstance(obj, str):
         return ExpressionRate(obj)
     if callable(obj):
@@ -186,7 +184,7 @@ def parse_rate(obj: Any, where: str = "rate") -> Rate:
     if isinstance(obj, dict):
         kind = obj.get("kind")
         if kind == "constant":
-            return ConstantRate(_finite(obj.get("value"), f"{where}.value"))
+            return ConstantRate(to_float(obj.get("value"), f"{where}.value"))
         if kind == "expression":
             expr = obj.get("expr")
             if not isinstance(expr, str):
@@ -229,6 +227,16 @@ class InternalPopulation:
         """Model-level checks of this population alone (ModelError naming ``where``)."""
         _validate_internal(self, where)
         return self
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a population (None when it can): names are printed as one line
+    (CSV headers, rates files), so they must be non-empty text without control characters."""
+    if not isinstance(name, str) or not name:
+        return f"needs a non-empty string name, got {name!r}"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return f"a population name must be one line without control characters, got {name!r}"
+    return None
 
 
 #: The fields of an internal population that a network file or a PopNet dynamics_params may set.
@@ -376,7 +384,7 @@ def validate_network(net: Network, where: str = "network") -> None:
     # grids, delay queues and update methods are the engine's to judge (sweeper.engine.check)
     sim = net.simulation
     for key in ("t0", "tf", "dt"):
-        _finite(getattr(sim, key), f"{where}: simulation.{key}")
+        to_float(getattr(sim, key), f"{where}: simulation.{key}")
     if sim.dt <= 0:
         raise ModelError(f"dt must be > 0, got {sim.dt!r}", f"{where}: simulation.dt")
     if sim.tf <= sim.t0:
@@ -407,7 +415,7 @@ def validate_network(net: Network, where: str = "network") -> None:
             raise ModelError(f"unknown target population {c.target!r} (known: {sorted(names)})", f"{cw}.target")
         if not isinstance(names[c.target], InternalPopulation):
             raise ModelError(f"target {c.target!r} is external; targets must be internal", f"{cw}.target")
-        nsyn = _finite(c.nsyn, f"{cw}.nsyn")
+        nsyn = to_float(c.nsyn, f"{cw}.nsyn")
         if nsyn < 0:
             raise ModelError(f"nsyn must be >= 0, got {nsyn!r}", f"{cw}.nsyn")
         for v in c.delays.values:
@@ -418,7 +426,7 @@ def validate_network(net: Network, where: str = "network") -> None:
 def _validate_internal(p: InternalPopulation, where: str) -> None:
     for key in ("v_min", "v_max", "dv", "tol", "initial_firing_rate"):
         if key != "tol" or p.tol is not None:  # tol None: the method's fallback (engine.methods)
-            _finite(getattr(p, key), f"{where}.{key}")
+            to_float(getattr(p, key), f"{where}.{key}")
     for v in p.tau_m.values:
         if not v > 0:
             raise ModelError(f"tau_m must be > 0, got {v!r}", f"{where}.tau_m")

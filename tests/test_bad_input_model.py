@@ -133,3 +133,109 @@ def test_real_cli_prints_one_line_without_traceback(tmp_path):
     assert proc.stderr == (f"sweeper: error: {path}: populations['e'].tau_m: tau_m must be > 0, "
                            "got -0.02\n")
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- files that are not files (issue 14)
+def _one_line_exit_2(args, expected_fragments):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    assert "Traceback" not in res.output and res.stderr.count("\n") == 1, res.stderr
+    for fragment in expected_fragments:
+        assert fragment in res.stderr, (fragment, res.stderr)
+    return res.stderr
+
+
+def test_fifo_and_device_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "net.json"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(ModelError, match="is not a regular file"):   # returns at once: never opened
+            load_network(path)
+        _one_line_exit_2(["simulate", str(path)], [str(path), "is not a regular file"])
+
+
+def test_rate_table_that_is_a_fifo_or_device(tmp_path):
+    os.mkfifo(tmp_path / "rates.csv")
+    for file in ("rates.csv", "/dev/zero"):
+        path = tmp_path / "net.json"
+        path.write_text(json.dumps(edit(lambda d: pop(d, "bg").update(rate={"kind": "table", "file": file}))))
+        with pytest.raises(ModelError, match=r"populations\['bg'\].rate.file .*is not a regular file"):
+            load_network(path)
+
+
+def test_files_over_the_size_limit_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(GOOD))
+    monkeypatch.setenv("SWEEPER__IO__MAX_FILE_BYTES", "100")
+    with pytest.raises(ModelError, match=r"net.json: is \d+ bytes, more than the limit of 100 \(io.max-file-bytes\)"):
+        load_network(path)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_deeply_nested_files(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text(("a: " if suffix == ".yaml" else "") + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelError, match=r"nested more than 64 levels deep \(io.max-depth\)") as info:
+        load_network(path)
+    assert str(info.value).startswith(str(path))
+    _one_line_exit_2(["simulate", str(path)], [str(path), "io.max-depth"])
+
+
+def test_yaml_alias_bomb(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 12)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ModelError, match=r"bomb.yaml: invalid YAML at line \d+, column \d+: expands to more than "
+                                         r"\d+ values through its aliases \(io.yaml-max-nodes\)"):
+        load_network(path)
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    y = tmp_path / "dup.yaml"
+    y.write_text("simulation: {t0: 0, dt: 0.0002, tf: 0.01}\nsimulation: {tf: 0.02}\npopulations: []\n")
+    with pytest.raises(ModelError, match=r"dup.yaml: invalid YAML at line 2, column 1: duplicate key 'simulation' "
+                                         r"\(first at line 1\)"):
+        load_network(y)
+    j = tmp_path / "dup.json"
+    j.write_text(json.dumps(GOOD)[:-1] + ', "name": "again"}')
+    with pytest.raises(ModelError, match=r"dup.json: invalid JSON: key 'name' appears twice in one object"):
+        load_network(j)
+
+
+# --------------------------------------------------------------------------- simulate's output (issue 14)
+def test_simulate_output_that_is_a_directory(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(GOOD))
+    _one_line_exit_2(["simulate", str(path), "-o", str(tmp_path)], [f"sweeper: error: {tmp_path}: is a directory"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_simulate_output_to_a_full_device(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(GOOD))
+    _one_line_exit_2(["simulate", str(path), "-o", "/dev/full"],
+                     ["sweeper: error: /dev/full: cannot write the rates: No space left on device"])
+
+
+def test_population_names_with_commas_are_quoted_and_newlines_refused(tmp_path):
+    import csv
+    import io
+
+    doc = edit(lambda d: (pop(d).update(name='e,"x"'), d["connections"][0].update(target='e,"x"')))
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(doc))
+    res = CliRunner().invoke(main, ["simulate", str(path)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.reader(io.StringIO(res.stdout)))
+    assert rows[0] == ["t", 'e,"x"'] and all(len(r) == 2 for r in rows)
+    assert res.stdout.splitlines()[1:] == CliRunner().invoke(
+        main, ["simulate", str(_write(tmp_path / "plain.json", GOOD))]).stdout.splitlines()[1:]
+    doc = edit(lambda d: (pop(d).update(name="e\nx"), d["connections"][0].update(target="e\nx")))
+    _one_line_exit_2(["simulate", str(_write(tmp_path / "nl.json", doc))],
+                     ["populations[1].name", "one line without control characters", "'e\\nx'"])
+
+
+def _write(path, doc):
+    path.write_text(json.dumps(doc))
+    return path

@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pandas as pd
+import pytest
 from bmtk.builder import NetworkBuilder as BmtkBuilder
 from bmtk.utils.sonata import File
 
@@ -157,3 +158,130 @@ def test_bmtk_reads_sweeper_builder_files(tmp_path):
         {(s, t, 10) for s in (0, 1) for t in (0, 1, 2)}
     per_edge = sorted((e.source_node_id, e.target_node_id, e["syn_weight"]) for e in sonata("X_X_edges.h5", "X_X_edge_types.csv").edges["X_to_X"])
     assert per_edge == [(0, 1, 0.001), (1, 0, 0.002)]
+
+
+# --------------------------------------------------------------------------- bmtk and MPI (issue 12)
+def test_single_process_hides_mpi_from_bmtk_and_restores_it():
+    import sys
+
+    import bmtk.builder.builder_utils as bu
+    from bmtk.builder.network_adaptors import network as bmtk_network
+
+    from sweeper.io.bmtk_compat import single_process
+
+    before = (bu.comm, bu.mpi_rank, bu.mpi_size, bu.barrier, bmtk_network.barrier, sys.modules.get("mpi4py"))
+    assert before[0] is not None, "bmtk found mpi4py at import (the case that hangs under MPI)"
+    with single_process():
+        with single_process():                           # re-entrant
+            assert (bu.comm, bu.mpi_rank, bu.mpi_size) == (None, 0, 1)
+            assert bu.barrier() is None and bmtk_network.barrier is bu.barrier
+            with pytest.raises(ImportError):
+                import mpi4py  # noqa: F401
+        assert bu.comm is None                          # still inside the outer context
+    assert (bu.comm, bu.mpi_rank, bu.mpi_size, bu.barrier, bmtk_network.barrier,
+            sys.modules.get("mpi4py")) == before
+    from mpi4py import MPI
+    assert MPI.COMM_WORLD is bu.comm
+
+
+MPI_SCRIPT = '''
+import json, sys
+from mpi4py import MPI
+if sys.argv[1] == "imported-before":
+    from bmtk.builder import NetworkBuilder           # bound to COMM_WORLD of size 2
+from sweeper.io.bmtk_compat import single_process
+from sweeper.io.netfile import network_to_dict
+from sweeper.io.popnet import network_from_builder_result
+
+rank = MPI.COMM_WORLD.Get_rank()
+if rank == 1:                                         # one rank builds alone, as a sweep worker does
+    with single_process():
+        from bmtk.builder import NetworkBuilder
+        sys.path.insert(0, sys.argv[3])
+        from builders_for_mpi import build
+        net = network_from_builder_result(build(NetworkBuilder), components_dir="components",
+                                          base_dir=sys.argv[3], rates={"LGN": 20.0},
+                                          simulation={"tf": 0.1, "dt": 0.0005})
+    with open(sys.argv[2], "w") as fh:
+        json.dump(network_to_dict(net), fh)
+'''
+
+BUILDERS_MODULE = '''
+def build(Builder):
+    v1 = Builder("V1")
+    v1.add_nodes(N=2, pop_name="exc", ei="e", model_type="population", dynamics_params="exc.json")
+    v1.add_nodes(N=1, pop_name="inh", ei="i", model_type="population", dynamics_params="inh.json")
+    v1.add_edges(source={"ei": "e"}, target={"ei": "i"}, nsyns=20, syn_weight=0.002, delay=0.002)
+    v1.add_edges(source={"ei": "i"}, target={"ei": "e"}, nsyns=10, syn_weight=-0.001, delay=0.001)
+    v1.add_edges(source={"ei": "e"}, target={"ei": "e"}, nsyns=5, syn_weight=0.001, delay=0.0)
+    lgn = Builder("LGN")
+    lgn.add_nodes(N=3, pop_name="tON", model_type="virtual")
+    lgn.add_edges(target=v1.nodes(ei="e"), nsyns=10, syn_weight=0.0025, delay=0.002)
+    v1.build()
+    lgn.build()
+    return [v1, lgn]
+'''
+
+
+@pytest.mark.parametrize("when", ["imported-before", "imported-inside"])
+def test_bmtk_builder_on_one_rank_of_an_mpi_job(tmp_path, require_mpi, when):
+    """Without single_process, bmtk's add_nodes waits in an MPI allgather for ranks that never come."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sweeper.io.netfile import network_from_dict
+
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "exc.json").write_text(json.dumps(SMALL))
+    (tmp_path / "components" / "inh.json").write_text(json.dumps({**SMALL, "tau_m": 0.01}))
+    (tmp_path / "builders_for_mpi.py").write_text(BUILDERS_MODULE)
+    (tmp_path / "run.py").write_text(MPI_SCRIPT)
+    out = tmp_path / "net.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([require_mpi, "-n", "2", sys.executable, str(tmp_path / "run.py"), when, str(out),
+                             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.communicate()[0]
+        pytest.fail(f"the MPI job did not finish (bmtk waited for the other rank?):\n{output}")
+    assert proc.returncode == 0, output
+    got = network_from_dict(json.loads(out.read_text()))
+    expected = equivalent_network(Simulation(0.0, 0.1, 0.0005))
+    assert got.populations == expected.populations and got.connections == expected.connections
+    assert got.simulation == expected.simulation
+
+
+def test_bmtk_builder_equals_its_saved_sonata_directory(tmp_path):
+    """network_from_builders(bmtk builders) is the Network PopNet's reading of their saved files gives."""
+    from sweeper.engine import simulate
+    from sweeper.io.popnet import read_popnet_config
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "exc.json").write_text(json.dumps(SMALL))
+    (tmp_path / "models" / "inh.json").write_text(json.dumps({**SMALL, "tau_m": 0.01}))
+    from_builders = network_from_builders(small_builders(BmtkBuilder), components_dir=tmp_path / "models",
+                                          rates={"LGN": 20.0}, simulation={"tf": 0.05, "dt": 0.0005})
+    for b in small_builders(BmtkBuilder):   # a second, identical set: bmtk cannot save a builder twice
+        b.build()
+        b.save(output_dir=tmp_path / "network")
+    (tmp_path / "lgn.csv").write_text("gid firing_rate\n100 20.0\n")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "manifest": {"$BASE": "${configdir}"}, "run": {"tstop": 50.0, "dt": 0.0005},
+        "components": {"population_models_dir": "$BASE/models"},
+        "networks": {"nodes": [{"nodes_file": f"$BASE/network/{n}_nodes.h5",
+                                "node_types_file": f"$BASE/network/{n}_node_types.csv"} for n in ("V1", "LGN")],
+                     "edges": [{"edges_file": f"$BASE/network/{n}_edges.h5",
+                                "edge_types_file": f"$BASE/network/{n}_edge_types.csv"} for n in ("V1_V1", "LGN_V1")]},
+        "inputs": {"lgn": {"input_type": "csv", "rates": "$BASE/lgn.csv", "node_set": "LGN"}}}))
+    from_files = read_popnet_config(tmp_path / "config.json").network
+    assert from_files.populations == from_builders.populations
+    assert from_files.connections == from_builders.connections
+    assert from_files.simulation == from_builders.simulation
+    a, b = simulate(from_builders), simulate(from_files)
+    np.testing.assert_array_equal(a.rates, b.rates)

@@ -238,3 +238,46 @@ def test_network_from_builders_errors(tmp_path):
     files.add_nodes(model_type="population", dynamics_params="missing.json")
     with pytest.raises(ModelError, match="dynamics_params file 'missing.json' not found in"):
         network_from_builders([files], components_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- what a sweep spec passes (issue 12)
+def test_network_from_builder_result_takes_the_forms_a_spec_writes(tmp_path):
+    from sweeper.io.popnet import network_from_builder_result
+
+    comps = tmp_path / "components"
+    (comps / "population_models").mkdir(parents=True)
+    (comps / "population_models" / "exc.json").write_text(json.dumps(POP))
+    (comps / "population_models" / "inh.json").write_text(json.dumps({**POP, "tau_m": 0.01}))
+    (tmp_path / "lgn.csv").write_text("gid firing_rate\n100 15.0\n")
+    v1, lgn = e_i_network()
+    reference = network_from_builders([v1, lgn], components_dir=comps, rates={("LGN", 100): 15.0},
+                                      simulation=Simulation(0.0, 0.05, 0.001))
+    spec_like = dict(components_dir="components", base_dir=tmp_path, simulation={"tf": 0.05, "dt": 0.001})
+    for rates in ({"LGN": 15.0}, {"LGN": {100: 15.0}}, {"LGN": {"100": 15}}, {"LGN": "lgn.csv"},
+                  {"LGN": {"file": "lgn.csv"}}):
+        got = network_from_builder_result([v1, lgn], rates=rates, **spec_like)
+        assert got == reference, rates
+    assert network_from_builder_result(reference) is reference
+    one = NetworkBuilder("V1")
+    one.add_nodes(pop_name="e", model_type="population", dynamics_params=POP)
+    assert [p.name for p in network_from_builder_result(one).populations] == ["e"]   # a single builder
+
+
+def test_network_from_builder_result_errors(tmp_path):
+    from sweeper.io.popnet import network_from_builder_result
+
+    v1, lgn = e_i_network()
+    comps = dict(components_dir=tmp_path)
+    with pytest.raises(ModelError, match=r"network_from_builders: expected a sweeper Network, a NetworkBuilder or a "
+                                         r"list of NetworkBuilders \(sweeper's or bmtk's\), got dict"):
+        network_from_builder_result({"v1": v1})
+    with pytest.raises(ModelError, match=r"rates: rates name node population\(s\) \['V2'\] that are not virtual"):
+        network_from_builder_result([v1, lgn], rates={"V2": 1.0}, **comps)
+    with pytest.raises(ModelError, match=r"simulation: unknown key\(s\) \['tstop'\] \(allowed: t0, tf, dt"):
+        network_from_builder_result([v1, lgn], simulation={"tstop": 1500}, **comps)
+    with pytest.raises(ModelError, match=r"simulation.tf: expected a number, got 'abc'"):
+        network_from_builder_result([v1, lgn], simulation={"tf": "abc"}, **comps)
+    with pytest.raises(ModelError, match=r"in a sweep spec: the components_dir key"):
+        network_from_builder_result([v1, lgn], rates={"LGN": 1.0})
+    with pytest.raises(ModelError, match=r"rates file not found: '.*missing.csv'"):
+        network_from_builder_result([v1, lgn], rates={"LGN": "missing.csv"}, base_dir=tmp_path, **comps)

@@ -305,3 +305,84 @@ def test_cli_on_things_that_are_not_stores_or_specs(tmp_path, args):
     # sweeper's own one-line error, or click's usage error (a directory given for a spec file)
     line, = [x for x in result.output.splitlines() if x.startswith(("sweeper: error:", "Error:"))]
     assert str(tmp_path) in line
+
+
+# --------------------------------------------------------------------------- deep, huge and self-referring inputs (issue 14)
+# the first example of each pays for lazy imports; a busy machine may need more than FUZZ's 5 s
+DEEP = settings(FUZZ, deadline=30000)
+
+
+@DEEP
+@given(depth=st.integers(0, 5000), opener=st.sampled_from(["[", "{\"a\": ", "a: ", "- "]),
+       suffix=st.sampled_from([".json", ".yaml"]))
+def test_deep_network_files(tmp_path_factory, depth, opener, suffix):
+    closer = {"[": "]", "{\"a\": ": "}", "a: ": "", "- ": ""}[opener]
+    if suffix == ".yaml" and opener in ("a: ", "- "):
+        text = "".join(("  " * i) + opener + "\n" for i in range(min(depth, 400))) + "  " * min(depth, 400) + "1\n"
+    else:
+        text = opener * depth + "1" + closer * depth
+    path = tmp_path_factory.mktemp("deep") / f"net{suffix}"
+    path.write_text(text)
+    accepts_or_sweeper_error(load_network, path)
+
+
+@DEEP
+@given(levels=st.integers(1, 14), fanout=st.integers(1, 12), leaf=st.sampled_from(["x", "1", "[1, 2]"]))
+def test_yaml_aliases(tmp_path_factory, levels, fanout, leaf):
+    lines = [f"a0: &a0 {leaf}"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    path = tmp_path_factory.mktemp("alias") / "net.yaml"
+    path.write_text("\n".join(lines) + "\npopulations: *a0\n")
+    accepts_or_sweeper_error(load_network, path)
+
+
+MANIFEST_VALUE = st.one_of(
+    st.text(alphabet="ab$/{}x", max_size=8),
+    st.lists(st.sampled_from(["$A", "$B", "$C", "${A}", "${configdir}", "x"]), min_size=1, max_size=6).map("".join),
+    st.integers(), st.none())
+
+
+@DEEP
+@given(manifest=st.dictionaries(st.sampled_from(["$A", "$B", "$C", "$D", "A", "$configdir"]), MANIFEST_VALUE,
+                                max_size=5),
+       network=st.sampled_from([None, "config.json", "child.json", "missing.json", "./", "/dev/zero"]),
+       child_points_back=st.booleans())
+def test_popnet_manifests_and_config_chains(tmp_path_factory, manifest, network, child_points_back):
+    folder = tmp_path_factory.mktemp("chain")
+    conf = {"manifest": manifest, "run": {"tstop": 1.0, "dt": 0.001}, "x": "$A/$B/$C"}
+    if network:
+        conf["network"] = network
+    (folder / "config.json").write_text(json.dumps(conf))
+    (folder / "child.json").write_text(json.dumps({"simulation": "config.json"} if child_points_back else {}))
+    accepts_or_sweeper_error(load_config, folder / "config.json")
+    accepts_or_sweeper_error(load_network, folder / "config.json")
+
+
+@settings(DEEP, max_examples=30)
+@given(target=st.sampled_from(["{d}", "{d}/sub/dir/rates.csv", "/dev/full", "{d}/file.txt/inner.csv", "-",
+                               "{d}/rates.csv"]))
+def test_simulate_output_targets(tmp_path_factory, target):
+    folder = tmp_path_factory.mktemp("out")
+    shutil.copy(NET, folder / NET.name)
+    (folder / "file.txt").write_text("a file, not a folder")
+    result = CliRunner().invoke(main, ["simulate", str(folder / NET.name), "-o", target.format(d=folder)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert result.stderr.startswith("sweeper: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (BASE_TEXT + "name: again\n", "duplicate key 'name' (first at line"),
+    ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 12)), "io.yaml-max-nodes"),
+    ("parameters: " + "[" * 10_000 + "]" * 10_000 + "\n", "io.max-depth"),
+])
+def test_spec_yaml_limits_and_duplicate_keys(tmp_path, text, fragment):
+    """Sweep specs are read with io's YAML loader: one SpecError line naming the spec, no traceback."""
+    (tmp_path / "spec.yaml").write_text(text)
+    shutil.copy(NET, tmp_path / NET.name)
+    with pytest.raises(SweeperError) as info:
+        Sweep.from_file(tmp_path / "spec.yaml")
+    assert fragment in str(info.value) and "spec.yaml" in str(info.value)
+    result = CliRunner().invoke(main, ["expand", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 2 and "Traceback" not in result.output and fragment in result.stderr

@@ -141,3 +141,21 @@ def test_one_sniffing_rule(tmp_path):
     assert guess_format(empty_dir) is None
     with pytest.raises(ModelError, match="is a directory without a config.json"):
         load_network(empty_dir)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_files_cover_the_sample_and_the_digest_follows_them(name, tmp_path):
+    from sweeper.io.formats import input_digest
+
+    fmt = next(f for f in FORMATS if f.name == name)
+    for path in SAMPLES[name](tmp_path):
+        files = fmt.input_files(path)
+        assert files and all(f.is_file() for f in files)
+        config = path / "config.json" if path.is_dir() else path
+        assert config.resolve() in {f.resolve() for f in files}
+        before = input_digest(path)
+        assert input_digest(path) == before
+        original = config.read_bytes()
+        config.write_bytes(original + b"\n")
+        assert input_digest(path) != before
+        config.write_bytes(original)

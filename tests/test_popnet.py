@@ -373,3 +373,109 @@ def test_spikes_h5_input(tmp_path):
                       "node_set": {"population": "LGN"}}}
     cfg = read_popnet_config(write_config(tmp_path, [v1, lgn], inputs))
     assert cfg.network.population("LGN_drive").rate == ConstantRate(1000.0 * 3 / 50.0)
+
+
+# --------------------------------------------------------------------------- mistakes that used to give tracebacks (issue 14)
+def test_config_naming_itself_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"network": "config.json", "run": {"tstop": 1, "dt": 0.001}}))
+    with pytest.raises(ModelError, match=r"config.json: network: .*config.json includes itself "
+                                         r"\(config.json -> config.json\)"):
+        read_popnet_config(tmp_path / "config.json")
+    (tmp_path / "a.json").write_text(json.dumps({"network": "b.json"}))
+    (tmp_path / "b.json").write_text(json.dumps({"simulation": "a.json"}))
+    with pytest.raises(ModelError, match=r"b.json: simulation: .*includes itself \(a.json -> b.json -> a.json\)"):
+        read_popnet_config(tmp_path / "a.json")
+
+
+def test_doubling_manifest_is_refused_before_memory_runs_out(tmp_path):
+    manifest = {"$A0": "x" * 10}
+    manifest.update({f"$A{i}": f"$A{i - 1}$A{i - 1}" for i in range(1, 60)})
+    (tmp_path / "config.json").write_text(json.dumps({"manifest": manifest, "run": {"tstop": 1, "dt": 0.001}}))
+    with pytest.raises(ModelError, match=r"config.json: manifest.A\d+: expanding \$A\d+ makes a string of \d+ "
+                                         r"characters, more than 1048576 \(io.manifest-max-chars\)"):
+        load_config(tmp_path / "config.json")
+
+
+def test_broken_node_sets_file_names_the_file(tmp_path):
+    def edit(d):
+        edit_json(d / "simulation_config.json", inputs__LGN_pop_rates__node_set="lgn")
+        (d / "node_sets.json").write_text("{broken")
+    msg = bad(tmp_path, r"node_sets.json: invalid JSON at line 1, column 2", edit=edit)
+    assert "Traceback" not in msg
+
+    def edit_pop(d):
+        edit_json(d / "simulation_config.json", inputs__LGN_pop_rates__node_set="lgn")
+        (d / "node_sets.json").write_text(json.dumps({"lgn": {"population": 5}}))
+    bad(tmp_path / "b", r"inputs.LGN_pop_rates.node_set: a node set's population must be a name or a list of "
+                        r"names, got 5", edit=edit_pop)
+
+
+def test_string_node_ids_are_refused(tmp_path):
+    def edit(d):
+        with h5py.File(d / "network" / "LGN_nodes.h5", "r+") as h5:
+            grp = h5["nodes"]["LGN"]
+            n = len(grp["node_id"])
+            del grp["node_id"]
+            grp.create_dataset("node_id", data=[f"n{i}" for i in range(n)], dtype=h5py.string_dtype())
+    msg = bad(tmp_path, r"LGN_nodes.h5: /nodes/LGN/node_id must hold integer ids, got object values such as",
+              edit=edit)
+    assert "\n" not in msg
+
+
+def test_string_node_ids_in_a_spikes_csv_are_refused(tmp_path):
+    d = copy_fixture(tmp_path, "popnet_tutorial")
+    (d / "spikes.csv").write_text("timestamps node_ids\n1.0 a\n3.0 b\n")
+    edit_json(d / "simulation_config.json",
+              inputs__LGN_pop_rates={"input_type": "spikes", "module": "csv", "node_set": "LGN",
+                                     "input_file": str(d / "spikes.csv")})
+    with pytest.raises(ModelError, match=r"inputs.LGN_pop_rates.input_file: .*spikes.csv: node_ids must be numbers"):
+        read_popnet_config(d / "config.json")
+
+
+def test_rates_input_that_is_a_directory_or_fifo(tmp_path):
+    import os
+    d = copy_fixture(tmp_path, "popnet_tutorial")
+    (d / "rates_dir").mkdir()
+    os.mkfifo(d / "rates_fifo")
+    for name, why in (("rates_dir", "is a directory"), ("rates_fifo", "is not a regular file")):
+        edit_json(d / "simulation_config.json", inputs__LGN_pop_rates__rates=str(d / name))
+        with pytest.raises(ModelError, match=rf"inputs.LGN_pop_rates.rates: rates file '.*{name}' {why}"):
+            read_popnet_config(d / "config.json")
+
+
+def test_output_rates_file_that_is_a_directory(tmp_path):
+    from sweeper.cli import main
+
+    d = copy_fixture(tmp_path, "popnet_tutorial")
+    (d / "output" / "firing_rates.csv").mkdir(parents=True)
+    with pytest.raises(ModelError, match=r"config.json: .*firing_rates.csv is a directory; output.rates_file must "
+                                         r"name a file"):
+        run_popnet_config(d / "config.json")
+    res = CliRunner().invoke(main, ["simulate", str(d), "-o", str(d / "output")])
+    assert res.exit_code == 2 and res.stderr == f"sweeper: error: {d / 'output'}: is a directory; -o must name a file\n"
+
+
+def test_bad_pop_name_is_refused(tmp_path):
+    v1 = NetworkBuilder("V1")
+    v1.add_nodes(pop_name="e\nx", model_type="population", dynamics_params="pop.json")
+    with pytest.raises(ModelError, match=r"V1_node_types.csv: node population 'V1', node_type_id 100: a population "
+                                         r"name must be one line without control characters, got 'e\\nx'"):
+        read_popnet_config(write_config(tmp_path, [v1], {}))
+
+
+def test_input_files_list_what_the_config_reads(tmp_path):
+    from sweeper.io.formats import guess_format, input_digest
+
+    d = copy_fixture(tmp_path, "popnet_tutorial")
+    (d / "stray.bin").write_bytes(b"\0" * 1000)          # not an input: does not change the fingerprint
+    files = guess_format(d).input_files(d)
+    names = {str(p.relative_to(d.resolve())) for p in files}
+    assert {"config.json", "circuit_config.json", "simulation_config.json", "lgn_rates.csv", "node_sets.json",
+            "network/V1_nodes.h5", "network/LGN_V1_edge_types.csv",
+            "components/population_models/exc_model.json"} <= names
+    assert "stray.bin" not in names and not any(n.startswith("expected/") for n in names)
+    before = input_digest(d)
+    (d / "stray.bin").write_bytes(b"\1" * 1000)
+    assert input_digest(d) == before
+    (d / "lgn_rates.csv").write_text("gid firing_rate\n100 16.0\n")
+    assert input_digest(d) != before

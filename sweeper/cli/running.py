@@ -82,7 +82,7 @@ def _stopped(store, exc: KeyboardInterrupt):
     sys.exit(128 + signum)
 
 
-def run_here(spec, store, kind, *, retry_failed: bool, progress: bool):
+def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_changed: bool = False):
     """``sweeper run`` with a cluster started (or joined) by this process; spec, cluster-option,
     lock and store errors all come before any cluster starts."""
     from ..cluster import start
@@ -94,7 +94,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool):
     with stop_signals():
         try:
             with writer_lock(store):
-                prepared = prepare_store(sweep, store)
+                prepared = prepare_store(sweep, store, accept_changed=accept_changed)
                 with start(kind) as client:
                     try:
                         return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
@@ -106,7 +106,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool):
             _stopped(store, exc)
 
 
-def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool):
+def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool, accept_changed: bool = False):
     """``sweeper run --cluster mpi``: every rank runs this; only the client rank returns."""
     from ..cluster import connect
     from ..cluster.mpi import is_client_rank
@@ -117,7 +117,7 @@ def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool):
         try:
             with connect("mpi", interface=interface) as client:
                 return run_sweep(Sweep.from_file(spec), store, client=client,
-                                 retry_failed=retry_failed, progress=progress)
+                                 retry_failed=retry_failed, progress=progress, accept_changed=accept_changed)
         except KeyboardInterrupt as exc:
             quiet_dask(logging.CRITICAL)
             _stopped(store, exc)

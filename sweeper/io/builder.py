@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ModelError
+from .bmtk_compat import single_process
 from .sonata import (EdgePopulation, NodePopulation, read_edges, read_nodes, write_edges, write_nodes,
                      write_types_csv)
 
@@ -539,7 +540,7 @@ def sonata_tables(builder: Any) -> tuple[NodePopulation, list[EdgePopulation]]:
         return builder.node_population(), [p for p, _ in builder._edge_tables()]
     if not hasattr(builder, "save_nodes") or not hasattr(builder, "name"):
         raise ModelError(f"not a NetworkBuilder: {builder!r}", "network_from_builders")
-    with tempfile.TemporaryDirectory(prefix="sweeper-bmtk-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sweeper-bmtk-") as tmp, single_process():
         builder.save(output_dir=tmp)
         name = builder.name
         nodes = read_nodes(Path(tmp) / f"{name}_nodes.h5", Path(tmp) / f"{name}_node_types.csv")

@@ -5,7 +5,9 @@ Each format is an object with
 - ``name`` and ``description`` (for messages and docs);
 - ``guess_can_open(path) -> bool``: cheap, never raises; looks at the suffix, a directory's
   contents or a file's top-level keys (the idea of xarray's ``BackendEntrypoint.guess_can_open``);
-- ``read(path) -> Network``: the model-validated network, or ModelError naming the file and key.
+- ``read(path) -> Network``: the model-validated network, or ModelError naming the file and key;
+- ``input_files(path) -> list[Path]``: every file the network read from ``path`` depends on
+  (for fingerprints: :func:`input_digest` hashes them, streamed).
 
 :data:`FORMATS` is tried in order and the first format whose guess says yes reads the path.
 The sweep spec (``sweeper.sweep.spec``) and the CLI use the same :func:`guess_format`.
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ModelError
-from ..model import Network
+from ..model import Network, TableRate
+from .files import hash_files
 from .netfile import YAML_SUFFIXES, read_network
 
 #: Top-level keys of a SONATA/PopNet config (a network file has ``populations`` instead).
@@ -42,6 +45,8 @@ class InputFormat(Protocol):
     def guess_can_open(self, path: Path) -> bool: ...
 
     def read(self, path: Path) -> Network: ...
+
+    def input_files(self, path: Path) -> list[Path]: ...
 
 
 def is_popnet_config(doc: Any) -> bool:
@@ -71,6 +76,10 @@ class PopNetFormat:
         config = _config_path(Path(path))
         return read_popnet_config(config).network.validate(str(config))
 
+    def input_files(self, path: Path) -> list[Path]:
+        from .popnet.config import config_files
+        return config_files(_config_path(Path(path)))
+
 
 class NetworkFileFormat:
     """sweeper's own network file (``popdens-case/1``), JSON or YAML by suffix."""
@@ -84,6 +93,12 @@ class NetworkFileFormat:
 
     def read(self, path: Path) -> Network:
         return read_network(_config_path(Path(path)))
+
+    def input_files(self, path: Path) -> list[Path]:
+        path = _config_path(Path(path))
+        tables = {path.parent / p.rate.source for p in read_network(path).external
+                  if isinstance(p.rate, TableRate) and p.rate.source}
+        return [path] + sorted(t for t in tables if t != path)
 
 
 def _config_path(path: Path) -> Path:
@@ -102,6 +117,17 @@ def guess_format(path: str | os.PathLike) -> InputFormat | None:
         if fmt.guess_can_open(path):
             return fmt
     return None
+
+
+def input_digest(path: str | os.PathLike) -> str:
+    """sha256 (hex) of every input file of the network at ``path`` (names relative to its folder)."""
+    path = Path(path)
+    fmt = guess_format(path)
+    if fmt is None:
+        raise ModelError("no input format can read this", str(path))
+    files = fmt.input_files(path)
+    base = Path(os.path.commonpath([str(f.resolve().parent) for f in files]))
+    return hash_files([f.resolve() for f in files], base)
 
 
 def read_network_path(path: str | os.PathLike) -> Network:

@@ -8,6 +8,7 @@ comparison, ...) is accepted and ignored. Errors name the file, the key and the 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExpressionError, ModelError
+from . import files
 from ..model import (
     INTERNAL_FIELDS, CallableRate, Connection, ConstantRate, Dist, ExpressionRate, ExternalPopulation, Network,
-    Simulation, TableRate, internal_population, parse_rate, to_float,
+    Simulation, TableRate, internal_population, name_problem, parse_rate, to_float,
 )
 
 SCHEMA = "popdens-case/1"
@@ -32,48 +34,17 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 # --------------------------------------------------------------------------- reading
 def read_text(path: str | os.PathLike) -> Any:
-    """Parse a JSON or YAML file into Python objects (ModelError naming the file on failure)."""
+    """Parse a JSON or YAML file (by suffix) into Python objects (ModelError naming the file on
+    failure); the limits and checks of :mod:`sweeper.io.files` apply, and no key may repeat."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelError("file not found", str(path)) from None
-    except IsADirectoryError:
-        raise ModelError("is a directory, expected a network file", str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read file: {exc}", str(path)) from None
+    text = files.read_text(path, "a network file")
     if path.suffix.lower() in YAML_SUFFIXES:
-        import yaml
-        try:
-            return yaml.load(text, Loader=_yaml_loader())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ModelError(f"invalid YAML{at}: {getattr(exc, 'problem', exc)}", str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", str(path)) from None
+        return files.parse_yaml(text, str(path))
+    return files.parse_json(text, str(path))
 
 
-def _yaml_loader():
-    """A safe YAML loader that also reads ``1e-14`` (no dot) as a float, as JSON does."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-        list("-+0123456789."))
-    return Loader
+# the spec reader imported this private name; use sweeper.io.files.yaml_loader
+_yaml_loader = files.yaml_loader
 
 
 def read_network(path: str | os.PathLike) -> Network:
@@ -134,6 +105,8 @@ def _population(doc: Any, i: int, where: str, base: Path):
     pw = f"{where}: populations[{i}]"
     if not isinstance(name, str) or not name:
         raise ModelError(f"needs a non-empty string 'name', got {name!r}", f"{pw}.name")
+    if name_problem(name):
+        raise ModelError(name_problem(name), f"{pw}.name")
     pw = f"{where}: populations[{name!r}]"
     kind = doc.get("type", "internal")
     if kind == "external":
@@ -198,13 +171,16 @@ def _table_from_file(file: Any, where: str, base: Path) -> TableRate:
         raise ModelError(f"expected a file name, got {file!r}", f"{where}.file")
     path = Path(file) if Path(file).is_absolute() else base / file
     fw = f"{where}.file ({path})"
+    if not os.path.lexists(path):
+        raise ModelError(f"rate table file {file!r} not found", fw)
     try:
-        with open(path, encoding="utf-8") as fh:
-            header = fh.readline()
-            data = np.loadtxt(fh, delimiter=",", ndmin=2)
-    except FileNotFoundError:
-        raise ModelError(f"rate table file {file!r} not found", fw) from None
-    except (OSError, ValueError) as exc:
+        text = files.read_text(path, "a rate table (CSV with columns t, rate)")
+    except ModelError as exc:
+        raise ModelError(f"cannot read rate table {file!r}: {exc.message}", fw) from None
+    header, _, body = text.partition("\n")
+    try:
+        data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2)
+    except ValueError as exc:
         raise ModelError(f"cannot read rate table {file!r}: {exc}", fw) from None
     cols = [c.strip() for c in header.strip().split(",")]
     if "t" not in cols or "rate" not in cols:

@@ -149,14 +149,14 @@ def read_nodes(nodes_file: str | Path, node_types_file: str | Path,
         for name, grp in root.items():
             if "node_type_id" not in grp:
                 raise ModelError(f"/nodes/{name} has no node_type_id dataset", str(nodes_file))
-            type_ids = grp["node_type_id"][()].astype(np.int64)
+            type_ids = _ids(grp, "node_type_id", None, nodes_file)
             n = len(type_ids)
             pops.append(NodePopulation(
                 name=name,
-                node_ids=_dataset(grp, "node_id", np.arange(n)).astype(np.int64),
+                node_ids=_ids(grp, "node_id", np.arange(n), nodes_file),
                 node_type_ids=type_ids,
-                group_ids=_dataset(grp, "node_group_id", np.zeros(n)).astype(np.int64),
-                group_index=_dataset(grp, "node_group_index", np.arange(n)).astype(np.int64),
+                group_ids=_ids(grp, "node_group_id", np.zeros(n), nodes_file),
+                group_index=_ids(grp, "node_group_index", np.arange(n), nodes_file),
                 groups=_read_groups(grp),
                 types=types,
                 source=str(nodes_file),
@@ -180,16 +180,17 @@ def read_edges(edges_file: str | Path, edge_types_file: str | Path,
                 if key not in grp:
                     raise ModelError(f"/edges/{name} has no {key} dataset", str(edges_file))
             src, trg = grp["source_node_id"], grp["target_node_id"]
-            n = len(src)
+            source_ids = _ids(grp, "source_node_id", None, edges_file)
+            n = len(source_ids)
             pops.append(EdgePopulation(
                 name=name,
                 source_population=_attr_str(src, "node_population", edges_file, name),
                 target_population=_attr_str(trg, "node_population", edges_file, name),
-                source_ids=src[()].astype(np.int64),
-                target_ids=trg[()].astype(np.int64),
-                edge_type_ids=grp["edge_type_id"][()].astype(np.int64),
-                group_ids=_dataset(grp, "edge_group_id", np.zeros(n)).astype(np.int64),
-                group_index=_dataset(grp, "edge_group_index", np.arange(n)).astype(np.int64),
+                source_ids=source_ids,
+                target_ids=_ids(grp, "target_node_id", None, edges_file),
+                edge_type_ids=_ids(grp, "edge_type_id", None, edges_file),
+                group_ids=_ids(grp, "edge_group_id", np.zeros(n), edges_file),
+                group_index=_ids(grp, "edge_group_index", np.arange(n), edges_file),
                 groups=_read_groups(grp),
                 types=types,
                 source=str(edges_file),
@@ -207,8 +208,17 @@ def _open_h5(path: Path, where: str | None):
         raise ModelError(f"cannot open {path} as HDF5: {exc}", where or str(path)) from None
 
 
-def _dataset(grp: h5py.Group, name: str, default: np.ndarray) -> np.ndarray:
-    return grp[name][()] if name in grp else default
+def _ids(grp: h5py.Group, name: str, default: np.ndarray | None, path: Path) -> np.ndarray:
+    """An id/index dataset as int64 (``default`` when absent); ModelError unless it holds integers."""
+    if name not in grp and default is not None:
+        return default.astype(np.int64)
+    ds = grp[name]
+    values = ds[()] if isinstance(ds, h5py.Dataset) else None
+    if values is None or np.ndim(values) != 1 or np.asarray(values).dtype.kind not in "iu":
+        what = "not a dataset" if values is None else \
+            f"{np.asarray(values).dtype} values such as {np.asarray(values).ravel()[:1].tolist()}"
+        raise ModelError(f"{grp.name}/{name} must hold integer ids, got {what}", str(path))
+    return np.asarray(values).astype(np.int64)
 
 
 def _attr_str(ds: h5py.Dataset, name: str, path: Path, pop: str) -> str:

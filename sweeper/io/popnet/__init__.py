@@ -16,7 +16,7 @@ else ``<node population>_<key>``. :attr:`PopNetConfig.population_keys` maps each
 recorded name to the key that bmtk prints in the rates file.
 """
 
-from .builders import network_from_builders
+from .builders import network_from_builder_result, network_from_builders, normalize_rates, simulation_of
 from .config import PopNetConfig, read_popnet_config
 from .dynamics import DIPDE_KEYS, internal_population
 from .grouping import popnet_network
@@ -24,5 +24,6 @@ from .inputs import read_pop_rates
 from .manifest import load_config
 from .output import write_rates_file
 
-__all__ = ["DIPDE_KEYS", "PopNetConfig", "internal_population", "load_config", "network_from_builders",
-           "popnet_network", "read_pop_rates", "read_popnet_config", "write_rates_file"]
+__all__ = ["DIPDE_KEYS", "PopNetConfig", "internal_population", "load_config", "network_from_builder_result",
+           "network_from_builders", "normalize_rates",
+           "popnet_network", "read_pop_rates", "read_popnet_config", "simulation_of", "write_rates_file"]

@@ -4,12 +4,14 @@ model (docs/formats.md (b))."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ...errors import ModelError
 from ...model import Network, Simulation
+from ..files import check_regular_file
 from ..sonata import EdgePopulation, NodePopulation, read_edges, read_nodes
 from .dynamics import read_dynamics_params
 from .grouping import popnet_network
@@ -151,8 +153,12 @@ def _config_path(entry: Any, key: str, parent: str, where: Where) -> Path:
         raise ModelError(f"{parent}.{key} must be a file path, got "
                          f"{entry.get(key) if isinstance(entry, dict) else entry!r}", where(f"{parent}.{key}"))
     file = Path(entry[key])
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise ModelError(f"file not found: {file}", where(f"{parent}.{key}"))
+    try:
+        check_regular_file(file, "a SONATA file")
+    except ModelError as exc:
+        raise ModelError(f"{file}: {exc.message}", where(f"{parent}.{key}")) from None
     return file
 
 
@@ -171,3 +177,30 @@ def _check_edge_models(edge_pops: list[EdgePopulation], components: dict, where:
                 raise ModelError(f"edge dynamics_params file not found: {Path(models_dir) / name} "
                                  f"(edge_type_id {type_id} of {pop.types_source})",
                                  where("components.synaptic_models_dir"))
+
+
+def config_files(path: str | Path) -> list[Path]:
+    """Every file a PopNet config reads (the config and its children, the SONATA node/edge and
+    types files, the files in the components folders, input rate/spike files, the node sets
+    file), for fingerprints; missing files are left out (reading reports them)."""
+    path = Path(path)
+    conf, origins = load_config(path)
+    files = {Path(p) for p in origins.values()}
+    networks = conf.get("networks") if isinstance(conf.get("networks"), dict) else {}
+    for kind, keys in (("nodes", ("nodes_file", "node_types_file")), ("edges", ("edges_file", "edge_types_file"))):
+        entries = networks.get(kind) if isinstance(networks.get(kind), list) else []
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("enabled", True) is not False:
+                files.update(Path(entry[k]) for k in keys if isinstance(entry.get(k), str))
+    components = conf.get("components") if isinstance(conf.get("components"), dict) else {}
+    for key in ("population_models_dir", "synaptic_models_dir"):
+        folder = components.get(key)
+        if isinstance(folder, str) and Path(folder).is_dir():
+            files.update(p for p in Path(folder).iterdir() if p.is_file())
+    inputs = conf.get("inputs") if isinstance(conf.get("inputs"), dict) else {}
+    for spec in inputs.values():
+        if isinstance(spec, dict) and spec.get("enabled", True) is not False:
+            files.update(Path(spec[k]) for k in ("rates", "input_file") if isinstance(spec.get(k), str))
+    if isinstance(conf.get("node_sets_file"), str):
+        files.add(Path(conf["node_sets_file"]))
+    return sorted({p.resolve() for p in files if p.is_file()})

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ...errors import ModelError
+from .manifest import read_json
 from ...model import INTERNAL_FIELDS, InternalPopulation, internal_population as _parse_internal
 
 #: Every keyword dipde's InternalPopulation accepts from a dynamics_params file.
@@ -25,12 +26,9 @@ def internal_population(name: str, params: dict[str, Any], where: str) -> Intern
 
 def read_dynamics_params(file: Path, where: str) -> dict:
     """A dynamics_params JSON file, which must hold an object."""
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise ModelError(f"dynamics_params file not found: {file}", where)
-    try:
-        value = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"not valid JSON: {exc}", str(file)) from None
+    value = read_json(file, "a dynamics_params JSON file")
     if not isinstance(value, dict):
         raise ModelError("a dynamics_params file must hold a JSON object", str(file))
     return value

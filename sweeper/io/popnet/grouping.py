@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...errors import ModelError
-from ...model import Connection, Dist, ExternalPopulation, Network, Rate, Simulation
+from ...model import Connection, Dist, ExternalPopulation, Network, Rate, Simulation, name_problem
 from ..sonata import MISSING, EdgePopulation, NodePopulation
 from .dynamics import internal_population
 
@@ -89,6 +89,10 @@ def popnet_network(node_pops: Sequence[NodePopulation], edge_pops: Sequence[Edge
     external, ext_rates, ext_conns, done = _external_groups(externals, edge_pops, nodes, node_group)
 
     _name_groups(internal, external)
+    for g in internal + external:
+        if name_problem(g.name):
+            raise ModelError(f"node population {g.node_population!r}, {group_by or 'node_id'} {g.key!r}: "
+                             f"{name_problem(g.name)}", nodes.pops[g.node_population].types_source)
     populations: list = []
     keys: dict[str, Any] = {}
     for g in internal:

@@ -3,7 +3,7 @@ trains turned into constant rates; docs/formats.md (b), (c))."""
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,7 +11,9 @@ import numpy as np
 
 from ...errors import ModelError
 from ...model import Rate, parse_rate
+from ..files import check_regular_file, limit
 from ..sonata import NodePopulation, py_scalar
+from .manifest import read_json
 
 
 def config_inputs(conf: dict, node_pops: list[NodePopulation], group_by: str | None, where):
@@ -28,18 +30,25 @@ def config_inputs(conf: dict, node_pops: list[NodePopulation], group_by: str | N
             continue
         for pop_name in _node_set_populations(spec.get("node_set"), conf, node_pops, where(f"{key}.node_set")):
             if spec.get("input_type") == "spikes":
-                file = spec.get("input_file")
-                if not isinstance(file, str) or not Path(file).is_file():
-                    raise ModelError(f"spikes file not found: {file!r}", where(f"{key}.input_file"))
+                file = _input_file(spec.get("input_file"), "spikes", where(f"{key}.input_file"))
                 spikes = _read_spikes(Path(file), str(spec.get("module", "")), where(f"{key}.input_file"))
                 externals.append((pop_name, _spike_rate(spikes, pop_name, file, where(f"{key}.input_file"))))
             else:
-                file = spec.get("rates")
-                if not isinstance(file, str) or not Path(file).is_file():
-                    raise ModelError(f"rates file not found: {file!r}", where(f"{key}.rates"))
+                file = _input_file(spec.get("rates"), "rates", where(f"{key}.rates"))
                 table = read_pop_rates(Path(file), where(f"{key}.rates"))
                 externals.append((pop_name, _table_rate(table, pop_name, group_by, file, where(f"{key}.rates"))))
     return externals
+
+
+def _input_file(file: Any, kind: str, where: str) -> str:
+    """An input's file name, which must be an existing regular file of at most io.max-file-bytes."""
+    if not isinstance(file, str) or not os.path.lexists(file):
+        raise ModelError(f"{kind} file not found: {file!r}", where)
+    try:
+        check_regular_file(file, f"a {kind} file", limit("max-file-bytes"))
+    except ModelError as exc:
+        raise ModelError(f"{kind} file {file!r} {exc.message}", where) from None
+    return file
 
 
 def _node_set_populations(node_set: Any, conf: dict, node_pops: list[NodePopulation], where: str) -> list[str]:
@@ -51,15 +60,17 @@ def _node_set_populations(node_set: Any, conf: dict, node_pops: list[NodePopulat
         sets = conf.get("node_sets")
         if sets is None and isinstance(conf.get("node_sets_file"), str):
             sets_file = Path(conf["node_sets_file"])
-            if sets_file.is_file():
-                sets = json.loads(sets_file.read_text())
+            if os.path.lexists(sets_file):
+                sets = read_json(sets_file, "a node sets file (JSON)")
         if not isinstance(sets, dict) or node_set not in sets:
             raise ModelError(f"node_set {node_set!r} is neither a node population ({names}) nor a named node set",
                              where)
         node_set = sets[node_set]
     if isinstance(node_set, dict):
         wanted = node_set.get("population", node_set.get("populations", names))
-        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+            raise ModelError(f"a node set's population must be a name or a list of names, got {wanted!r}", where)
         for w in wanted:
             if w not in names:
                 raise ModelError(f"node population {w!r} does not exist (known: {names})", where)
@@ -71,6 +82,7 @@ def read_pop_rates(path: Path, where: str) -> dict[Any, Any]:
     """A ``gid firing_rate`` table (space separated, header required) -> {key: rate}."""
     import pandas as pd
 
+    _input_file(str(path), "rates", where)
     try:
         df = pd.read_csv(path, sep=" ")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -123,26 +135,47 @@ def _read_spikes(path: Path, module: str, where: str) -> dict[str | None, tuple[
     if module == "csv" or path.suffix in (".csv", ".txt"):
         import pandas as pd
 
-        df = pd.read_csv(path, sep=" ")
+        try:
+            df = pd.read_csv(path, sep=" ")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ModelError(f"cannot read {path} as a space-separated spikes table: {exc}", where) from None
         if "timestamps" not in df.columns or "node_ids" not in df.columns:
             raise ModelError(f"{path} needs columns 'timestamps' and 'node_ids' (and optionally 'population')", where)
-        if "population" in df.columns:
-            return {str(p): (g["node_ids"].to_numpy(np.int64), g["timestamps"].to_numpy(float))
-                    for p, g in df.groupby("population", sort=False)}
-        return {None: (df["node_ids"].to_numpy(np.int64), df["timestamps"].to_numpy(float))}
+        groups = df.groupby("population", sort=False) if "population" in df.columns else [(None, df)]
+        return {(None if p is None else str(p)): _spike_arrays(g["node_ids"], g["timestamps"], path, where)
+                for p, g in groups}
     import h5py
 
     try:
         with h5py.File(path, "r") as h5:
             root = h5.get("spikes")
-            if root is None:
+            if not isinstance(root, h5py.Group):
                 raise ModelError(f"{path} has no /spikes group", where)
             if "timestamps" in root:  # old single-population layout
-                return {None: (root["node_ids"][()].astype(np.int64), root["timestamps"][()].astype(float))}
-            return {name: (g["node_ids"][()].astype(np.int64), g["timestamps"][()].astype(float))
+                return {None: _spike_arrays(root["node_ids"][()], root["timestamps"][()], path, where)}
+            return {name: _spike_arrays(g["node_ids"][()], g["timestamps"][()], path, where)
                     for name, g in root.items()}
-    except OSError as exc:
+    except (OSError, KeyError, TypeError) as exc:
         raise ModelError(f"cannot open {path} as HDF5 spikes: {exc}", where) from None
+
+
+def _spike_arrays(node_ids: Any, times: Any, path: Path, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(node ids as int64, times as float), or ModelError when they are not numbers."""
+    out = []
+    for values, name, dtype in ((node_ids, "node_ids", np.int64), (times, "timestamps", float)):
+        arr = np.asarray(values)
+        try:
+            if arr.dtype.kind not in "iuf" + ("b" if dtype is float else ""):
+                raise ValueError
+            conv = arr.astype(dtype)
+        except (TypeError, ValueError):
+            sample = arr.ravel()[:1].tolist()
+            raise ModelError(f"{path}: {name} must be numbers, got {arr.dtype} values such as {sample}",
+                             where) from None
+        if dtype is np.int64 and not np.array_equal(conv, arr):
+            raise ModelError(f"{path}: node_ids must be integers", where)
+        out.append(conv)
+    return out[0], out[1]
 
 
 def _spike_rate(spikes: dict, pop_name: str, file: str, where: str):
