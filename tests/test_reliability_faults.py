@@ -325,6 +325,33 @@ def test_sigterm_or_sigint_stops_the_run_cleanly_and_the_same_command_completes_
     assert_same_store(store, reference)
 
 
+def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path):
+    """The first Ctrl-C's wind-down waits for the chunk in flight, whose builder waits for a gate
+    that stays shut; the second Ctrl-C, sent once the first one's summary line is out, ends it."""
+    spec, gate = gated_spec(tmp_path)
+    store = tmp_path / "s.zarr"
+    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        _wait_for(proc, lambda: store.exists() and SweepStore.open(store).counts()["done"] == 1, "the first point")
+        proc.send_signal(signal.SIGINT)
+        lines = []
+        while not any(x.startswith("sweeper: interrupted;") for x in lines):  # the event: the first stop's line
+            line = proc.stderr.readline()
+            assert line, f"the run ended before its summary line: {lines}"
+            lines.append(line)
+        assert proc.poll() is None, "the first stop did not wait for the chunk in flight"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "sweeper: stopped at once" and "Traceback" not in "".join(lines) + err
+
+
 # --------------------------------------------------------------------------- 6. disk full / read-only
 @pytest.fixture
 def tmpfs(tmp_path):
