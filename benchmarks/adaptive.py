@@ -145,7 +145,7 @@ def main(argv=None) -> int:
 def _figure(store: Path, ground: Path, out: Path):
     """The ground truth beside the adaptive store's map (sweeper's adaptive plot)."""
     from matplotlib.figure import Figure
-    from sweeper.adaptive_plot import draw_map
+    from sweeper.analysis.adaptive_plot import draw_map
     xy, y = metric_of(ground)
     n = int(round(np.sqrt(len(y))))
     fig = Figure(figsize=(11.5, 4.6), layout="constrained")

@@ -133,7 +133,7 @@ def _plotted_points(ax) -> int:
 
 def test_plot_of_an_adaptive_store(tmp_path, client):
     from matplotlib.collections import PathCollection
-    from sweeper.adaptive_plot import adaptive_figure
+    from sweeper.analysis.adaptive_plot import adaptive_figure
     (tmp_path / "failing.py").write_text(BUILDER.replace("NET", repr(str(NET))))
     spec, store = tmp_path / "b.yaml", tmp_path / "p.zarr"
     spec.write_text(BUILDER_SPEC.replace("n: 28", "n: 16"))

@@ -200,7 +200,7 @@ def plot(store, out, x, y, metric, population, reduce, traces, points, color_by,
         path = plot_traces(store, out, points=list(points) or None, population=population, color_by=color_by,
                            **fixed)
     elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
-        from ..adaptive_plot import plot_adaptive
+        from ..analysis.adaptive_plot import plot_adaptive
         path = plot_adaptive(store, out, metric=metric, population=population)
     else:
         path = plot_metric(store, out, x=x, y=y, metric=metric, population=population, reduce=reduce, **fixed)
@@ -208,7 +208,7 @@ def plot(store, out, x, y, metric, population, reduce, traces, points, color_by,
 
 
 def _adaptive(store) -> bool:
-    from ..adaptive_plot import is_adaptive
+    from ..analysis.adaptive_plot import is_adaptive
     return is_adaptive(store)
 
 
