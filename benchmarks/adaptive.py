@@ -96,8 +96,15 @@ def run(sweep, store: Path, client) -> float:
     when it was complete already."""
     from sweeper.store import SweepStore
     from sweeper.sweep import run_sweep
+    from sweeper.errors import StoreError
     t = time.perf_counter()
-    summary = run_sweep(sweep, store, client=client)
+    try:
+        summary = run_sweep(sweep, store, client=client)
+    except StoreError as exc:  # a kept store of other code or another spec: make it again
+        print(f"remaking {store}: {exc}", file=sys.stderr)
+        shutil.rmtree(store)
+        t = time.perf_counter()
+        summary = run_sweep(sweep, store, client=client)
     if not summary.ok:
         raise SystemExit(f"{store}: {summary.counts} {summary.failures[:3]}")
     if summary.computed:
