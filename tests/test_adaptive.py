@@ -125,6 +125,10 @@ def test_adaptive_sweep_runs_verifies_and_opens(tmp_path, client):
     # the same spec again: the goal is met, nothing to do
     again = run_sweep(Sweep.from_file(spec), store, client=client)
     assert again.computed == 0 and again.points == 20
+    assert again.adaptive["goal_reached"] and again.adaptive["points"] == [20]
+    out = CliRunner().invoke(main, ["run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"])
+    assert out.exit_code == 0 and "adaptive: 1 learner(s), 20-20 points each" in out.output, out.output
+    assert "goal reached" in out.output
 
 
 def _plotted_points(ax) -> int:

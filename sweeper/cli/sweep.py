@@ -112,6 +112,9 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
+    if getattr(summary, "adaptive", None):  # an adaptive sweep: where its learners stand
+        from ..sweep.adaptive import goal_text
+        click.echo(goal_text(summary.adaptive))
     if summary.failures:
         click.echo(f"{len(summary.failures)} point(s) failed in this run:", err=True)
         for index, pid, reason in summary.failures[:20]:

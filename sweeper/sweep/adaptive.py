@@ -244,6 +244,14 @@ def describe_text(sweep) -> str:
         f"parameters:  {', '.join(sweep.parameter_names)}"])
 
 
+def goal_text(state: dict) -> str:
+    """One line on where a run left its learners (``state``: RunSummary.adaptive)."""
+    losses = [x for x in state["losses"] if x is not None]
+    loss = f"largest loss {max(losses):.4g}" if losses else "loss not yet finite"
+    return (f"adaptive: {len(state['points'])} learner(s), {min(state['points'])}-{max(state['points'])} points "
+            f"each, {loss}; goal " + ("reached" if state["goal_reached"] else "not reached: run again to continue"))
+
+
 # --------------------------------------------------------------------------- the learners' state
 class Learners:
     """Every learner of a sweep, rebuilt from the store, and the batches handed out to workers."""
@@ -383,9 +391,10 @@ def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progr
             c = summary.counts
             raise StoreError(f"cannot write to {store}: {write_error} ({c['done']} done, {c['failed']} failed, "
                              f"{c['pending']} pending points kept; make room, then run again to resume)")
+        summary.adaptive = {"losses": [x if math.isfinite(x) else None for x in losses],
+                            "points": learners.points.tolist(), "goal_reached": reached}
         try:
-            st.set_meta(adaptive_state={"losses": [x if math.isfinite(x) else None for x in losses],
-                                        "points": learners.points.tolist(), "goal_reached": reached},
+            st.set_meta(adaptive_state=summary.adaptive,
                         **({"completed": now()} if reached and summary.counts["pending"] == 0 else {}))
             st.consolidate()
         except OSError as exc:
