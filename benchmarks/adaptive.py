@@ -209,8 +209,31 @@ def _report(args, rows, seconds, truth_y, figure: Path) -> str:
     lines += ["", "The mean absolute error is the norm least favourable to adaptive sampling: the learner "
               "spends its points where the metric changes fast, so the largest errors shrink most, while the "
               "many small errors of the flat regions, where it puts few points, stay.", "",
-              f"![ground truth and the adaptive store]({figure.name})", ""]
+              f"![ground truth and the adaptive store]({figure.name})", "", STORE_NOTES]
     return "\n".join(lines)
+
+
+STORE_NOTES = """## What an adaptive store holds
+
+An adaptive sweep writes the same store as any sweep (the README's layout): one row per point,
+in the order the learners asked for them, every chunk written by one task. Its
+`attrs["sweeper"]` has two more entries:
+
+- `adaptive`: the axis as run last: `parameters`, `learner`, `metric`, `population`, `loss`,
+  `goal`, `outer` (the parameters of the other axes, one learner per combination), `ranges`
+  (`name: [low, high, log]`) and `extent` (the union of the ranges of every run, which
+  `sweeper verify` checks the points against);
+- `adaptive_state`: where the last run left its learners: `points` and `losses` per learner
+  (the learner's own loss over its finished points; null while it is not finite) and
+  `goal_reached`.
+
+Resuming needs nothing else: the learners are rebuilt from the points, their status and the
+driving metric. Done points with a finite metric are told to the learner; failed points, and
+done points whose metric is not finite (NaN), are told as pending for good, which python-adaptive
+takes as "being computed": it neither uses them nor asks for them again (telling NaN would make
+the loss NaN). Points a killed run left pending are simulated again. A point the learner asks
+for that the store already holds (possible after a range is changed) is not simulated twice.
+"""
 
 
 if __name__ == "__main__":
