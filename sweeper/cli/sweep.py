@@ -204,7 +204,8 @@ def plot(store, out, x, y, metric, population, reduce, traces, points, color_by,
                            **fixed)
     elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
         from ..analysis.adaptive_plot import plot_adaptive
-        path = plot_adaptive(store, out, metric=metric, population=population)
+        given = click.get_current_context().get_parameter_source("metric") != click.core.ParameterSource.DEFAULT
+        path = plot_adaptive(store, out, metric=metric if given else None, population=population)  # default: its own
     else:
         path = plot_metric(store, out, x=x, y=y, metric=metric, population=population, reduce=reduce, **fixed)
     click.echo(f"wrote {path}")
