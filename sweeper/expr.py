@@ -4,6 +4,16 @@ Expressions are data: they are parsed with :mod:`ast` and only a small grammar i
 accepted (numbers, named variables, ``+ - * / **`` (``^`` as power, like sympy),
 parentheses and a fixed set of functions). Nothing is ever passed to ``eval``;
 the parse tree is turned into a chain of closures over numpy functions.
+
+Rates (expressions in ``t`` alone) are evaluated the way DiPDE evaluates them: DiPDE hands
+the text to sympy, whose automatic simplification rewrites it before it is evaluated
+(numeric factors are distributed into sums, ``Heaviside(3*(t - 0.068))`` becomes
+``Heaviside(3*t - 0.204)``; numeric terms are folded, ``t*0.1*3`` becomes ``0.3*t``), and
+evaluates that form with numpy (sympy's ``lambdify``). Where a Heaviside argument is zero
+only up to rounding, or a folded constant differs in its last bit, the rewritten form gives
+a different number, so sweeper builds the same sympy expression from the whitelisted parse
+tree (docs/method.md §2.2) and evaluates its ``lambdify`` form. An expression sympy cannot
+turn into numpy code (``log(0)`` becomes complex infinity) is evaluated by the closures.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import ast
 import math
 import warnings
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -54,7 +65,8 @@ def _depth(tree) -> int:
 class Expression:
     """A parsed expression; call it with keyword values for its variables."""
 
-    def __init__(self, text: str, variables: Iterable[str] = ("t",), boolean: bool = False):
+    def __init__(self, text: str, variables: Iterable[str] = ("t",), boolean: bool = False,
+                 canonical: bool | None = None):
         if not isinstance(text, str):
             raise ExpressionError(f"expression must be a string, got {text!r}")
         if len(text) > MAX_LENGTH:
@@ -75,6 +87,9 @@ class Expression:
             self._fn = self._compile(tree.body)
         except RecursionError:
             raise ExpressionError(f"expression {text!r} is nested too deeply") from None
+        # rates (expressions in t alone) are evaluated in sympy's canonical form, as DiPDE does
+        self.canonical = (not boolean and self.allowed == ("t",)) if canonical is None else bool(canonical)
+        self._canonical_fn = _canonical_function(ast.unparse(tree.body), self.allowed) if self.canonical else None
 
     def _bad(self, what: str):
         return ExpressionError(
@@ -146,7 +161,17 @@ class Expression:
         if missing:
             raise ExpressionError(f"expression {self.text!r} needs values for {sorted(missing)}")
         with np.errstate(all="ignore"):
+            if self._canonical_fn is not None:
+                try:
+                    return np.asarray(self._canonical_fn(*(values[v] for v in self.allowed)), dtype=float)
+                except (ArithmeticError, TypeError, ValueError):  # e.g. a huge integer power
+                    pass
             return self._fn(values)
+
+    @property
+    def sympy_form(self):
+        """The sympy expression this one evaluates as (None when it is evaluated as written)."""
+        return None if self._canonical_fn is None else self._canonical_fn.sympy_form
 
     def evaluate(self, values: Mapping[str, object]):
         return self(**values)
@@ -161,4 +186,54 @@ class Expression:
         return hash((self.text, self.allowed))
 
     def __reduce__(self):
-        return (Expression, (self.text, self.allowed, self.boolean))
+        return (Expression, (self.text, self.allowed, self.boolean, self.canonical))
+
+
+_SYMPY_FUNCTIONS = {"sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
+                    "abs": "Abs", "Abs": "Abs", "Heaviside": "Heaviside"}
+
+
+def _to_sympy(node, sympy, symbols):
+    """The sympy expression of a whitelisted parse tree (the grammar of Expression._compile);
+    sympy applies its automatic simplification while it is built."""
+    if isinstance(node, ast.Constant):  # int stays Integer, float becomes a 53-bit Float, as sympify does
+        return sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Float(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in symbols:
+            return symbols[node.id]
+        return {"pi": sympy.pi, "E": sympy.E}[node.id]
+    if isinstance(node, ast.BinOp):
+        a, b = _to_sympy(node.left, sympy, symbols), _to_sympy(node.right, sympy, symbols)
+        op = type(node.op)
+        if op is ast.Add:
+            return a + b
+        if op is ast.Sub:
+            return a - b
+        if op is ast.Mult:
+            return a * b
+        if op is ast.Div:
+            return a / b
+        return a ** b  # ** and ^
+    if isinstance(node, ast.UnaryOp):
+        a = _to_sympy(node.operand, sympy, symbols)
+        return -a if isinstance(node.op, ast.USub) else a
+    if isinstance(node, ast.Call):
+        return getattr(sympy, _SYMPY_FUNCTIONS[node.func.id])(_to_sympy(node.args[0], sympy, symbols))
+    raise TypeError(type(node).__name__)  # not reached: Expression._compile accepted the tree
+
+
+@lru_cache(maxsize=1024)
+def _canonical_function(source: str, variables: tuple):
+    """numpy function of the sympy form of a whitelisted expression (``source`` is its parse
+    tree unparsed; cached: sweeps repeat rate texts); None when sympy cannot give one."""
+    import sympy
+
+    symbols = {v: sympy.Symbol(v) for v in variables}
+    try:
+        form = _to_sympy(ast.parse(source, mode="eval").body, sympy, symbols)
+        fn = sympy.lambdify([symbols[v] for v in variables], form, modules="numpy")
+    except Exception:  # noqa: BLE001 - complex infinity, nan and the like have no numpy code here
+        return None
+    fn.sympy_form = form
+    return fn
+

@@ -151,3 +151,41 @@ def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_
             Client(lc) as client:
         assert run_sweep(fast, tmp_path / "reference.zarr", client=client).ok
     assert_same_store(store, tmp_path / "reference.zarr")
+
+
+@pytest.mark.slurm
+@pytest.mark.mpi
+def test_e_a_submit_job_at_its_time_limit_stops_cleanly_and_the_resubmission_completes(
+        require_slurm, require_mpi, cluster_env, tmp_path):
+    """Slurm signals the batch script before the time limit (--signal); the script passes SIGTERM
+    to the ranks; the sweep stops with 143 and releases the lock. Every point but the first waits
+    for a gate file, so the job cannot finish before its time limit whatever the machine's speed."""
+    import json
+    import shutil
+    import socket
+
+    from sweeper.store.lock import lock_path
+
+    shutil.copy(DATA / "gate_builder.py", tmp_path)
+    gate = tmp_path / "gate"
+    spec = tmp_path / "gated.yaml"
+    spec.write_text(SLOW_SPEC.read_text().replace("slow_builder:build", "gate_builder:build")
+                    .replace("pause: 0.3", f"gate: {gate}"))
+    store = tmp_path / "g.zarr"
+    cmd = [SWEEPER, "submit", spec, "-o", store, "--time", "1", "--wait", "--timeout", 240]
+    done = sh(cmd, env=cluster_env, cwd=tmp_path, timeout=280)
+    job = done.stdout.split()[0]
+    log = (tmp_path / f"g-slurm-{job}.out").read_text()
+    assert done.returncode == 143 and f"job {job} ended with exit status 143" in done.stderr, done.stderr + log
+    assert "sweeper: stopped by SIGTERM; " in log and "Traceback" not in log, log
+    assert not lock_path(store).exists()
+    # the resubmission completes, also when a lock of another host whose lease ran out is found
+    gate.touch()
+    lock_path(store).write_text(json.dumps({"host": "node-elsewhere", "pid": 1, "started": "then"}))
+    then = time.time() - 3600
+    os.utime(lock_path(store), (then, then))
+    again = sh(cmd[:5] + ["--time", "00:05:00", "--wait", "--timeout", 240], env=cluster_env, cwd=tmp_path, timeout=280)
+    assert again.returncode == 0, again.stderr
+    log = (tmp_path / f"g-slurm-{again.stdout.split()[0]}.out").read_text()
+    assert "clearing a stale lock" in log and "24 done, 0 failed, 0 pending of 24 points" in log, log
+    assert socket.gethostname() and not lock_path(store).exists()

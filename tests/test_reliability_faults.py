@@ -25,7 +25,7 @@ from sweeper.cli import main
 from sweeper.errors import SimulationError, StoreError
 from sweeper.store import DONE, FAILED, PENDING, SweepStore
 from sweeper.sweep import Sweep, open_sweep, run_sweep
-from sweeper.sweep.lock import lock_path
+from sweeper.store.lock import lock_path
 from sweeper.verify import verify_store
 
 from faults_gate import Gate
@@ -164,6 +164,28 @@ def _pending_chunks(store) -> list[int]:
     return [i for i in range(NCHUNKS) if (status[2 * i:2 * i + 2] == PENDING).any()]
 
 
+def _freeze_after_writes(proc, store, writes: int) -> None:
+    """SIGSTOP the run (driver and worker) as soon as ``writes`` more chunk traces are on disk."""
+    def stamps():
+        out = {}
+        for i in range(NCHUNKS):
+            try:
+                out[i] = os.stat(store / "rates" / "c" / str(i) / "0" / "0").st_mtime_ns
+            except FileNotFoundError:
+                out[i] = None
+        return out
+
+    seen, fresh = stamps(), set()
+    while len(fresh) < writes:
+        assert proc.poll() is None, f"the run ended before {writes} chunk writes: {proc.communicate()}"
+        now = stamps()
+        fresh |= {i for i in now if now[i] != seen[i]}
+        seen = now
+        if len(fresh) < writes:
+            time.sleep(0.0002)
+    os.killpg(proc.pid, signal.SIGSTOP)
+
+
 def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(tmp_path, client, reference):
     """Each kill happens while the run is held at a chosen write (tests/faults_gate.py): the run
     cannot finish before the kill, and a run that never reaches its moment fails the test."""
@@ -196,6 +218,7 @@ def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(
         proc = _start(spec, store, gate)
         gate.wait(proc)
         _kill(proc)
+        assert counts["pending"] > 0, "the run finished before its kill moment"
         counts = assert_only_correct_points(store, reference)
         history.append((f"{variable} of chunk {last}", counts["done"]))
         assert counts["done"] < NPOINTS  # the held chunk is never committed
@@ -232,6 +255,84 @@ def test_ctrl_c_stops_the_run_with_a_message_keeps_its_points_and_a_rerun_resume
     summary = run_sweep(Sweep.from_file(spec), store, client=client)
     assert summary.ok and summary.computed == counts["pending"]
     assert_same_store(store, reference)
+
+
+GATED = """
+name: gated_grid
+builder: gate_builder:build
+builder_args: {gate: GATE, tf: 0.05}
+parameters:
+  w: {values: [0.001, 0.0015, 0.002]}
+  rate: {linspace: [50.0, 200.0, 8]}
+axes:
+  - grid: [w, rate]
+output: {chunk_points: 1, metric_window: 0.02}
+"""
+
+
+def gated_spec(folder: Path) -> tuple[Path, Path]:
+    """24 one-point chunks; only the first point is built before the gate file appears."""
+    shutil.copy(Path(__file__).parent / "data" / "cluster" / "gate_builder.py", folder)
+    gate = folder / "gate"
+    spec = folder / "gated.yaml"
+    spec.write_text(GATED.replace("GATE", str(gate)))
+    return spec, gate
+
+
+@pytest.mark.parametrize("signum, code, what", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
+                                                (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_or_sigint_stops_the_run_cleanly_and_the_same_command_completes_it(tmp_path, signum, code, what):
+    """The moment is an event: the first point is done while every other one waits for the gate."""
+    spec, gate = gated_spec(tmp_path)
+    store = tmp_path / "s.zarr"
+    cmd = [SWEEPER, "run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    _wait_for(proc, lambda: store.exists() and SweepStore.open(store).counts()["done"] == 1, "the first point")
+    proc.send_signal(signum)
+    gate.touch()  # let the chunks in flight go on: finished or abandoned, both are clean
+    out, err = proc.communicate(timeout=120)
+    counts = SweepStore.open(store).counts()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "WARNING" not in err, err
+    assert err.splitlines()[-1] == (f"sweeper: {what}; {store} keeps {counts['done']} done and 0 failed points "
+                                    f"({counts['pending']} pending): run the same command again to resume")
+    assert counts["pending"] >= 24 - 1 - 4  # at most the chunks in flight were finished
+    assert not lock_path(store).exists()
+    assert verify_store(store) == []
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"24 done, 0 failed, 0 pending of 24 points ({counts['pending']} computed" in again.stdout
+    reference = tmp_path / "reference.zarr"
+    assert subprocess.run([SWEEPER, "run", str(spec), "-o", str(reference), "--workers", "1", "--no-progress"],
+                          capture_output=True, cwd=tmp_path, timeout=300).returncode == 0
+    assert_same_store(store, reference)
+
+
+def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path):
+    """The first Ctrl-C's wind-down waits for the chunk in flight, whose builder waits for a gate
+    that stays shut; the second Ctrl-C, sent once the first one's summary line is out, ends it."""
+    spec, gate = gated_spec(tmp_path)
+    store = tmp_path / "s.zarr"
+    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        _wait_for(proc, lambda: store.exists() and SweepStore.open(store).counts()["done"] == 1, "the first point")
+        proc.send_signal(signal.SIGINT)
+        lines = []
+        while not any(x.startswith("sweeper: interrupted;") for x in lines):  # the event: the first stop's line
+            line = proc.stderr.readline()
+            assert line, f"the run ended before its summary line: {lines}"
+            lines.append(line)
+        assert proc.poll() is None, "the first stop did not wait for the chunk in flight"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        gate.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "sweeper: stopped at once" and "Traceback" not in "".join(lines) + err
 
 
 # --------------------------------------------------------------------------- 6. disk full / read-only
@@ -371,3 +472,22 @@ def test_unstable_points_fail_with_the_engine_reason_never_nan_marked_done(tmp_p
     assert verify_store(tmp_path / "s.zarr") == []
     shown = CliRunner().invoke(main, ["status", str(tmp_path / "s.zarr")])
     assert f"{(~stable).sum()} failed" in shown.output and "probability mass not conserved" in shown.output
+
+
+def test_plot_and_unlock_on_a_read_only_file_system_are_one_line(tmp_path, tmpfs, client):
+    spec = write_spec(tmp_path, SPEC.replace("values: [0.01, 0.015, 0.02, 0.03]", "values: [0.01, 0.02]"))
+    store = tmpfs / "s.zarr"
+    assert run_sweep(Sweep.from_file(spec), store, client=client).ok
+    lock_path(store).write_text('{"host": "node-17", "pid": 4242, "started": "then"}')
+    _mount(tmpfs, "ro")
+    try:
+        for args, message in [(["plot", store], f"sweeper: error: {tmpfs}/s.png: Read-only file system"),
+                              (["plot", store, "-x", "rate", "-y", "tau", "-o", tmpfs / "p.png"],
+                               f"sweeper: error: {tmpfs}/p.png: Read-only file system"),
+                              (["unlock", store], f"sweeper: error: cannot unlock {store}: Read-only file system")]:
+            result = CliRunner().invoke(main, [str(a) for a in args])
+            assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+            assert result.output.strip().splitlines()[-1] == message
+        assert lock_path(store).exists()
+    finally:
+        _mount(tmpfs, "rw")

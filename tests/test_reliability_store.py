@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from sweeper.cli import main
 from sweeper.store import DONE, FAILED, SweepStore
 from sweeper.sweep import Sweep, run_sweep
-from sweeper.sweep.lock import lock_path
+from sweeper.store.lock import lock_path
 from sweeper.verify import verify_store
 
 NET = Path(__file__).resolve().parents[1] / "jobs" / "networks" / "single_population.json"

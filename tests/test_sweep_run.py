@@ -237,3 +237,34 @@ def test_a_combination_the_engine_refuses_fails_only_that_point(tmp_path, client
     assert (ds["status"].values[bad] == FAILED).all() and (ds["status"].values[~bad] == DONE).all()
     assert "degenerate grid" in ds["error"].values[bad][0] and "dv=0.0003" in ds["error"].values[bad][0]
     assert [f[0] for f in summary.failures] == list(np.flatnonzero(bad))
+
+
+LOGSPACE = """
+network: NET
+simulation: {tf: 0.01}
+parameters:
+  rate: {path: inputs.bg.rate, logspace: [5, 40, 4]}
+output: {chunk_points: 2}
+"""
+
+
+def test_a_store_made_before_generated_values_were_rounded_still_resumes(tmp_path, client):
+    from sweeper.sweep import points as pts
+    spec = spec_file(tmp_path, LOGSPACE)
+    store = tmp_path / "s.zarr"
+    run_sweep(Sweep.from_file(spec), store, client=client)
+    assert open_sweep(store)["rate"].values.tolist() == [5.0, 10.0, 20.0, 40.0]
+    # what an older sweeper wrote: numpy's own geomspace values, their ids, no 'coordinates' in attrs
+    st = SweepStore.open(store, mode="r+")
+    raw = np.geomspace(5, 40, 4)
+    assert raw.tolist() != [5.0, 10.0, 20.0, 40.0]
+    st.group["rate"][:] = raw
+    st.group["point_id"][:] = pts.point_ids({"rate": raw}, ["rate"])
+    meta = st.meta
+    del meta["coordinates"]
+    st.group.attrs["sweeper"] = meta
+    st.consolidate()
+    summary = run_sweep(Sweep.from_file(spec), store, client=client)
+    assert summary.ok and summary.computed == 0
+    from sweeper.verify import verify_store
+    assert verify_store(store) == []

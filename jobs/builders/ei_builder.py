@@ -8,14 +8,16 @@ from sweeper.model import (
 )
 
 
-def build(g: float = 4.0, drive: float = 300.0, j: float = 0.001, tf: float = 0.25) -> Network:
-    """Brunel-style balance: inhibitory weight = -g * excitatory weight; external drive in Hz."""
+def build(g: float = 4.0, drive: float = 300.0, j: float = 0.001, tf: float = 0.25,
+          delay: float = 0.001) -> Network:
+    """Brunel-style balance: inhibitory weight = -g * excitatory weight; external drive in Hz;
+    ``delay`` (s) of every synapse."""
     grid = dict(v_min=-0.02, v_max=0.02, dv=0.0004, update_method="gmres")
     e = InternalPopulation("e", tau_m=Dist.delta(0.02), **grid)
     i = InternalPopulation("i", tau_m=Dist.delta(0.01), **grid)
     ext = ExternalPopulation("ext", parse_rate(float(drive)))
     w_e, w_i = Dist.delta(j), Dist.delta(-g * j)
-    delay = Dist.delta(0.001)
+    delay = Dist.delta(float(delay))
     conns = [
         Connection("ext", "e", 25, Dist.delta(0.002), delay),
         Connection("ext", "i", 25, Dist.delta(0.002), delay),

@@ -16,7 +16,9 @@ from ..errors import SweeperError
 
 def quiet_dask(level: int = logging.WARNING) -> None:
     """Hide Dask's routine messages (connections closing while a cluster shuts down)."""
-    for name in ("distributed", "tornado"):
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n.split(".")[0] in ("distributed", "tornado")]  # Dask sets some children's levels
+    for name in {"distributed", "tornado", *names}:
         logging.getLogger(name).setLevel(level)
 
 
@@ -31,6 +33,10 @@ class _Group(click.Group):
             sys.exit(2)
         except FileNotFoundError as exc:
             click.echo(f"sweeper: error: {exc.filename or exc}: file not found", err=True)
+            sys.exit(2)
+        except OSError as exc:  # read-only or full file system, no permission, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"sweeper: error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
 
 
@@ -65,4 +71,4 @@ def main():
 
 
 # Registration happens on import; keep these imports at the end.
-from . import simulate, submit, sweep  # noqa: E402,F401
+from . import simulate, store, submit, sweep  # noqa: E402,F401

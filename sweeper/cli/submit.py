@@ -24,6 +24,8 @@ from . import main
 @click.option("--interface", default=None,
               help="Network interface for Dask inside the job (e.g. ib0; default: the host's).")
 @click.option("--retry-failed", is_flag=True, help="Also recompute points that failed before.")
+@click.option("--accept-changed", is_flag=True,
+              help="Let the job extend or resume STORE although its code or network files changed.")
 @click.option("--sbatch-option", "extra", multiple=True, metavar="OPTION",
               help="Extra #SBATCH line, e.g. --sbatch-option=--mem-per-cpu=2G (repeatable).")
 @click.option("--log", "log_file", default=None, type=click.Path(),
@@ -36,18 +38,24 @@ from . import main
 @click.option("--timeout", type=float, default=None,
               help="With --wait: cancel the job after this many seconds.")
 def submit(spec, store, nodes, time_limit, partition, account, ntasks_per_node, launcher, interface,
-           retry_failed, extra, log_file, template, dry_run, wait, timeout):
+           retry_failed, accept_changed, extra, log_file, template, dry_run, wait, timeout):
     """Submit SPEC as one Slurm job that runs `sweeper run SPEC -o STORE --cluster mpi`.
 
     Prints the job id. Watch progress with `sweeper status STORE` from the login node; if the job
     runs out of time, submit the same command again and it computes only the missing points.
     """
     from .. import cluster
+    from ..cluster.sbatch import safe
     from ..sweep import Sweep
 
-    Sweep.from_file(spec)  # spec errors now, not in the job's log
+    sweep = Sweep.from_file(spec)  # spec errors now, not in the job's log
+    if interface:
+        safe(interface, "--interface")
+    if not accept_changed and not dry_run:  # and a store made with other code or files
+        from ..sweep.provenance import refuse_changed
+        refuse_changed(store, sweep)
     run_args = (["--interface", interface] if interface else []) + (
-        ["--retry-failed"] if retry_failed else [])
+        ["--retry-failed"] if retry_failed else []) + (["--accept-changed"] if accept_changed else [])
     options = dict(partition=partition, account=account, ntasks_per_node=ntasks_per_node,
                    launcher=launcher, extra=extra, run_args=run_args, output=log_file,
                    template=template)

@@ -1,14 +1,14 @@
-"""``sweeper expand | run | status | show | plot | unlock``."""
+"""``sweeper expand | run | status | show | plot | export | metrics | unlock`` (``verify`` and
+``repair``: cli/store.py)."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 import numpy as np
 
-from . import main, quiet_dask
+from . import main
 from ..cluster.kinds import CHOICES as CLUSTER_KINDS
 from ..errors import SweeperError
 
@@ -44,6 +44,10 @@ def expand(spec, rows):
     from ..sweep.runner import time_axis
 
     sweep = Sweep.from_file(spec)
+    if sweep.adaptive is not None:  # no fixed points: say what the learners will do
+        from ..sweep.adaptive import describe_text
+        click.echo(f"spec:        {spec}\n" + describe_text(sweep))
+        return
     table = sweep.points()
     n = len(next(iter(table.values()))) if table else 0
     base = sweep.base_network()
@@ -81,45 +85,36 @@ def expand(spec, rows):
               help="Local workers as separate processes (isolates crashes and slow Python builders; "
                    "slower start). Default: threads of this process.")
 @click.option("--retry-failed", is_flag=True, help="Also recompute points that failed before.")
+@click.option("--accept-changed", is_flag=True,
+              help="Extend or resume STORE although the builder, metric code or network files changed "
+                   "since it was made (recorded in its history).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime, worker_lifetime, interface,
-        processes, retry_failed, no_progress):
-    """Run SPEC into STORE (resumes and extends an existing store of the same spec)."""
-    from ..cluster import connect
-    from ..sweep import Sweep, run_sweep
-    from ..sweep.runner import prepare_store, writer_lock
+        processes, retry_failed, accept_changed, no_progress):
+    """Run SPEC into STORE (resumes and extends an existing store of the same spec).
 
+    SIGINT (Ctrl-C) or SIGTERM (Slurm's time limit) stops the run cleanly: exit status 130 / 143,
+    the lock released, the store resumable; a second Ctrl-C exits at once.
+    """
+    from ..cluster import make_kind
+    from .running import run_here, run_mpi, store_path
+
+    store_path(store)
     if cluster == "mpi":
-        quiet_dask()  # the ranks close each other's connections at shutdown: noise, not news
-        # every MPI rank runs this; only the client rank returns from connect()
-        with connect("mpi", interface=interface) as client:
-            summary = run_sweep(Sweep.from_file(spec), store, client=client, retry_failed=retry_failed,
-                                progress=not no_progress)
+        summary = run_mpi(spec, store, interface=interface, retry_failed=retry_failed,
+                          progress=not no_progress, accept_changed=accept_changed)
     else:
-        # spec, lock and store errors before any cluster starts
-        sweep = Sweep.from_file(spec)
-        try:
-            with writer_lock(store):
-                prepared = prepare_store(sweep, store)
-                with connect(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
-                             jobs=jobs, queue=queue, account=account, walltime=walltime,
-                             worker_lifetime=worker_lifetime, interface=interface,
-                             processes=processes) as client:
-                    try:
-                        summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                            progress=not no_progress, lock=False, prepared=prepared)
-                    except KeyboardInterrupt:
-                        quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
-                        raise
-        except KeyboardInterrupt:
-            from ..store import SweepStore
-            c = SweepStore.open(store).counts()
-            click.echo(f"sweeper: interrupted; {store} keeps {c['done']} done and {c['failed']} failed points "
-                       f"({c['pending']} pending): run the same command again to resume", err=True)
-            sys.exit(130)
+        kind = make_kind(cluster if scheduler is None else "local", scheduler=scheduler, n_workers=workers,
+                         jobs=jobs, queue=queue, account=account, walltime=walltime,
+                         worker_lifetime=worker_lifetime, interface=interface, processes=processes)
+        summary = run_here(spec, store, kind, retry_failed=retry_failed, progress=not no_progress,
+                           accept_changed=accept_changed)
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
+    if getattr(summary, "adaptive", None):  # an adaptive sweep: where its learners stand
+        from ..sweep.adaptive import goal_text
+        click.echo(goal_text(summary.adaptive))
     if summary.failures:
         click.echo(f"{len(summary.failures)} point(s) failed in this run:", err=True)
         for index, pid, reason in summary.failures[:20]:
@@ -135,44 +130,42 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
 def status(store):
     """Counts of pending / done / failed points in STORE, and the failures."""
     from ..analysis import status_text
-    click.echo(status_text(store))
+    from ..store import SweepStore
+    from ..store.lock import describe, holder
+
+    lock = holder(SweepStore.open(store).path)
+    click.echo(status_text(store, describe(lock) if lock else None))
 
 
 @main.command()
 @click.argument("store", type=click.Path())
 @click.option("-n", "--rows", default=20, show_default=True)
-@click.option("--metric", type=click.Choice(["mean_rate", "final_rate"]), default="mean_rate", show_default=True)
+@click.option("--metric", default="mean_rate", show_default=True, help="Any metric in the store.")
 @click.option("--spec/--no-spec", "with_spec", default=True, help="Print the spec too.")
-def show(store, rows, metric, with_spec):
+@click.option("--history", is_flag=True, help="Print only the store's history: each run, its code and files.")
+def show(store, rows, metric, with_spec, history):
     """The spec of STORE and a table of its points with their metrics."""
     import pandas as pd
     from ..analysis import points_frame
     from ..store import SweepStore
 
+    if history:
+        from ..sweep.provenance import history_text
+        SweepStore.open(store)
+        click.echo(history_text(store))
+        return
+
+    frame = points_frame(store, metric)
     if with_spec:
         click.echo(SweepStore.open(store).meta.get("spec", "").rstrip())
         click.echo("---")
-    frame = points_frame(store, metric)
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 60):
         click.echo(frame.head(rows).to_string(index=True))
     if len(frame) > rows:
         click.echo(f"... {len(frame) - rows} more points")
 
 
-@main.command()
-@click.argument("store", type=click.Path())
-@click.option("-o", "--output", "out", default=None, help="PNG file (default: STORE with .png).")
-@click.option("-x", default=None, help="Parameter on the x axis (heatmap).")
-@click.option("-y", default=None, help="Parameter on the y axis (heatmap).")
-@click.option("--metric", type=click.Choice(["mean_rate", "final_rate"]), default="mean_rate", show_default=True)
-@click.option("--population", default=None, help="Only this population.")
-@click.option("--traces", is_flag=True, help="Plot rate traces instead of a heatmap.")
-@click.option("--point", "points", type=int, multiple=True, help="Point index for --traces (repeatable).")
-@click.option("--sel", multiple=True, help="NAME=VALUE: fix a parameter (heatmap) or pick points (traces).")
-def plot(store, out, x, y, metric, population, traces, points, sel):
-    """A heatmap of a metric over two parameters, or rate traces of selected points, as PNG."""
-    from ..analysis import plot_heatmap, plot_traces
-
+def _fixed(sel) -> dict:
     fixed = {}
     for item in sel:
         if "=" not in item:
@@ -182,12 +175,96 @@ def plot(store, out, x, y, metric, population, traces, points, sel):
             fixed[k] = float(v)
         except ValueError:
             fixed[k] = v
+    return fixed
+
+
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("-o", "--output", "out", default=None, help="PNG file (default: STORE with .png).")
+@click.option("-x", default=None, help="Parameter on the x axis.")
+@click.option("-y", default=None, help="Parameter on the y axis (heatmap or scatter).")
+@click.option("--metric", default="mean_rate", show_default=True,
+              help="Any metric in the store (built-in or your own).")
+@click.option("--population", default=None, help="Only this population.")
+@click.option("--reduce", type=click.Choice(["mean", "max", "min"]), default=None,
+              help="Reduce over the parameters that are on no axis (default: a panel per value).")
+@click.option("--traces", is_flag=True, help="Plot rate traces instead of a metric.")
+@click.option("--point", "points", type=int, multiple=True, help="Point index for --traces (repeatable).")
+@click.option("--color-by", default=None, help="Parameter that colours the traces (--traces).")
+@click.option("--sel", multiple=True, help="NAME=VALUE: fix a parameter (repeatable).")
+def plot(store, out, x, y, metric, population, reduce, traces, points, color_by, sel):
+    """A metric over the sweep (lines, heatmap, facets or scatter, by the sweep's shape), or
+    rate traces of selected points, as PNG."""
+    from ..analysis.plots import plot_metric, plot_traces
+
+    fixed = _fixed(sel)
     out = out or str(store).rstrip("/").removesuffix(".zarr") + (".traces.png" if traces else ".png")
     if traces:
-        path = plot_traces(store, out, points=list(points) or None, population=population, **fixed)
+        path = plot_traces(store, out, points=list(points) or None, population=population, color_by=color_by,
+                           **fixed)
+    elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
+        from ..analysis.adaptive_plot import plot_adaptive
+        given = click.get_current_context().get_parameter_source("metric") != click.core.ParameterSource.DEFAULT
+        path = plot_adaptive(store, out, metric=metric if given else None, population=population)  # default: its own
     else:
-        path = plot_heatmap(store, out, x=x, y=y, metric=metric, population=population, **fixed)
+        path = plot_metric(store, out, x=x, y=y, metric=metric, population=population, reduce=reduce, **fixed)
     click.echo(f"wrote {path}")
+
+
+def _adaptive(store) -> bool:
+    from ..analysis.adaptive_plot import is_adaptive
+    return is_adaptive(store)
+
+
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="points.csv or points.parquet")
+def export(store, out):
+    """One row per point of STORE: parameters, status, error and every metric per population."""
+    from ..analysis.export import export_points
+
+    path, rows = export_points(store, out)
+    click.echo(f"wrote {rows} points to {path}")
+
+
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("--add", "add", multiple=True, metavar="NAME=MODULE:FUNCTION",
+              help="Compute a metric of your own for every done point (repeatable).")
+@click.option("--units", multiple=True, metavar="NAME=UNITS", help="Units of an added metric.")
+@click.option("--recompute", is_flag=True, help="Compute every metric of STORE again from its traces.")
+@click.option("--workers", type=int, default=None, help="Local workers (default: number of cores).")
+@click.option("--spec", "spec", type=click.Path(dir_okay=False), default=None,
+              help="The spec naming the store's own metrics (needed to --recompute them).")
+def metrics(store, add, units, recompute, workers, spec):
+    """Metrics of STORE: list them, add your own, or compute them again, from the stored traces
+    (one Dask task per chunk; nothing is simulated again)."""
+    from ..store import SweepStore
+
+    if add or recompute:
+        from ..cluster import connect
+        from ..sweep.recompute import add_metrics
+
+        for what, items in (("--add", add), ("--units", units)):
+            for item in items:
+                if "=" not in item:
+                    raise SweeperError(f"{what} expects NAME=VALUE, got {item!r}")
+        pairs = dict(item.split("=", 1) for item in add)
+        with connect("local", n_workers=workers) as client:
+            summary = add_metrics(store, pairs, recompute=recompute,
+                                  units=dict(item.split("=", 1) for item in units), client=client, spec=spec)
+        click.echo(f"{store}: computed {', '.join(summary.computed) or 'nothing'} "
+                   f"({summary.chunks} chunks)")
+        for index, reason in summary.failures[:20]:
+            click.echo(f"  point {index}: {reason}", err=True)
+        if summary.failures:
+            sys.exit(1)
+        return
+    st = SweepStore.open(store)
+    for var in st.variables:
+        if var.metric:
+            click.echo(f"{var.name:14s} {var.units or '-':4s} {var.long_name}")
 
 
 @main.command()
@@ -195,7 +272,7 @@ def plot(store, out, x, y, metric, population, traces, points, sel):
 def unlock(store):
     """Clear the writer lock of STORE (after a run that died)."""
     from ..store import SweepStore
-    from ..sweep.lock import describe, is_stale, unlock as do_unlock
+    from ..store.lock import describe, is_stale, unlock as do_unlock
 
     SweepStore.open(store)
     info = do_unlock(store)
@@ -204,21 +281,3 @@ def unlock(store):
     else:
         state = "stale" if is_stale(info) else "possibly live"
         click.echo(f"removed the {state} lock of {describe(info)} from {store}")
-
-
-@main.command()
-@click.argument("store", type=click.Path())
-@click.option("--no-spec", is_flag=True, help="Skip comparing the coordinates with the spec.")
-def verify(store, no_spec):
-    """Check STORE: done points have finite traces matching their metrics; coordinates match the spec."""
-    from ..verify import verify_store
-
-    problems = verify_store(store, check_spec=not no_spec)
-    if problems:
-        for p in problems[:50]:
-            click.echo(f"{store}: {p}", err=True)
-        if len(problems) > 50:
-            click.echo(f"... and {len(problems) - 50} more", err=True)
-        click.echo(f"{store}: {len(problems)} problem(s)", err=True)
-        sys.exit(1)
-    click.echo(f"{store}: OK")

@@ -21,7 +21,7 @@ from .kinds import CHOICES, KINDS
 from .sbatch import TEMPLATE, job_state, launchers, render_sbatch, submit, wait_job
 from .slurm import slurm_cluster_options, worker_lifetime_args
 
-__all__ = ["connect", "make_kind", "KINDS", "CHOICES", "ClusterKind", "Options", "TEMPLATE",
+__all__ = ["connect", "make_kind", "start", "KINDS", "CHOICES", "ClusterKind", "Options", "TEMPLATE",
            "render_sbatch", "submit", "job_state", "wait_job", "launchers",
            "slurm_cluster_options", "worker_lifetime_args"]
 
@@ -70,8 +70,15 @@ def connect(kind: str = "local", *, scheduler: str | None = None, n_workers: int
                        account=account, walltime=walltime, worker_lifetime=worker_lifetime,
                        interface=interface, local_directory=local_directory, job_extra=job_extra,
                        memory=memory, log_directory=log_directory, processes=processes)
-    chosen.check()
-    with chosen.start() as (client, what):
+    with start(chosen, quiet=quiet) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def start(kind: ClusterKind, *, quiet: bool = False) -> Iterator:
+    """Check ``kind`` (from :func:`make_kind`), start it, yield its client, tear it down after."""
+    kind.check()
+    with kind.start() as (client, what):
         if not quiet:
             log.info(f"sweeper: {what}; Dask dashboard: {client.dashboard_link}")
         yield client

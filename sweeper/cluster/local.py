@@ -22,7 +22,20 @@ class Local(ClusterKind):
 
     def workers(self) -> int:
         from dask.system import CPU_COUNT  # honours CPU affinity and cgroup limits
-        return self.options.n_workers or CPU_COUNT
+        return CPU_COUNT if self.options.n_workers is None else self.options.n_workers
+
+    def check(self) -> None:
+        """``--workers``: at least 1, at most ``cluster.local.max-workers-per-core`` per core."""
+        from dask.system import CPU_COUNT
+        n = self.options.n_workers
+        if n is None:
+            return
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SweeperError(f"must be a whole number of at least 1, got {n!r}", "--workers")
+        most = int(config.get("cluster.local.max-workers-per-core")) * CPU_COUNT
+        if n > most:
+            raise SweeperError(f"{n} workers is more than this machine runs usefully: at most {most} "
+                               f"({CPU_COUNT} cores); use --scheduler or --cluster for more", "--workers")
 
     def target(self):
         from distributed import LocalCluster
@@ -51,8 +64,25 @@ class SchedulerAddress(ClusterKind):
     choosable = False  # selected by --scheduler, not by --cluster
 
     def check(self) -> None:
-        if not self.options.scheduler:
+        """A Dask address: ``tcp://HOST:PORT`` (or another registered scheme), or ``HOST:PORT``."""
+        address = self.options.scheduler
+        if not address:
             raise SweeperError("needs the address of a running scheduler", self.where)
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.comm.registry import backends
+
+        text = str(address)
+        try:
+            scheme, location = parse_address(text)
+            if scheme not in backends:
+                raise ValueError(f"unknown scheme {scheme!r}")
+            if scheme != "inproc":
+                host, port = parse_host_port(location)
+                if not host or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+                    raise ValueError("bad host or port")
+        except (ValueError, TypeError):
+            raise SweeperError(f"{text!r} is not a scheduler address (like tcp://HOST:8786)",
+                               self.where) from None
 
     def target(self):
         from distributed import Client
@@ -63,5 +93,14 @@ class SchedulerAddress(ClusterKind):
 
     @contextlib.contextmanager
     def start(self):
-        with self.target()(**self.arguments()) as client:
+        from .durations import seconds
+        timeout = seconds(config.get("cluster.scheduler.connect-timeout"),
+                          "cluster.scheduler.connect-timeout")
+        try:
+            client = self.target()(**self.arguments(), timeout=timeout)
+        except (OSError, TimeoutError) as exc:  # refused, unreachable, or not a Dask scheduler
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SweeperError(f"cannot reach the scheduler at {self.options.scheduler}: {reason}",
+                               self.where) from None
+        with client:
             yield client, f"joined scheduler {self.options.scheduler}"

@@ -10,6 +10,17 @@ from .durations import seconds
 from .base import ClusterKind
 
 
+def is_client_rank() -> bool:
+    """False on the scheduler and worker ranks of an MPI job (rank 0 and ranks >= 2): those end
+    when the client (rank 1) closes the cluster, so they leave stop signals to it."""
+    try:
+        from mpi4py import MPI as mpi
+    except ImportError:
+        return True
+    comm = mpi.COMM_WORLD
+    return comm.Get_size() < MPI.min_ranks or comm.Get_rank() == 1
+
+
 class MPI(ClusterKind):
     """Call under ``mpiexec``/``srun``: rank 0 becomes the scheduler, ranks >= 2 workers, and only
     rank 1 enters the ``with`` body (the other ranks exit with status 0 once it is done)."""

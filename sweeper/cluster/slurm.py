@@ -85,6 +85,9 @@ class Slurm(ClusterKind):
         return self.options.jobs or int(config.get("cluster.slurm.jobs"))
 
     def check(self) -> None:
+        jobs = self.options.jobs
+        if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+            raise SweeperError(f"must be a whole number of at least 1, got {jobs!r}", "--jobs")
         self.arguments()  # option mistakes first: they need no Slurm to be reported
         if shutil.which("sbatch") is None:
             raise SweeperError("needs Slurm's sbatch on PATH (run it on a login node)", self.where)

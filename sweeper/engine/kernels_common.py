@@ -110,12 +110,23 @@ def _dot_span(a, x, lo, hi, n):
 
 
 @njit(cache=True, inline='always')
+def _add_diagonal(y, V, m, x, off, a, hi):
+    """y[k] += V[m, k] * x[k - off] for k in [a, hi) (nothing when the range is empty)."""
+    if hi <= a:
+        return
+    um = np.uint64(m)
+    uoff = np.uint64(off)  # wraps for off < 0: k - uoff is still k - off
+    for k in range(np.uint64(a), np.uint64(hi)):
+        y[k] += V[um, k] * x[k - uoff]
+
+
+@njit(cache=True, inline='always')
 def _matvec(x, y, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, scale):
     """y = (scale * J) x, with V and diag assembled at that scale. Rows and columns below
     ``lo`` are known to be 0 (see run_members) and are left alone; theff is nonzero only
     in [tlo, thi). Unsigned indices spare numba's negative-index checks, so the loops
     vectorise; the arithmetic per row is the same as one diagonal after the other (the
-    main diagonal and the first one share a pass)."""
+    main diagonal and the first one share a pass, the others go two to a pass)."""
     a = lo
     hi = lo
     if M > 0:
@@ -130,16 +141,32 @@ def _matvec(x, y, lo, n, diag, M, doff, V, theff, tlo, thi, fleff, has_th, has_f
         y[k] = diag[k] * x[k]
     for k in range(np.uint64(hi), np.uint64(n)):
         y[k] = diag[k] * x[k]
-    for m in range(1, M):
-        off = doff[m]
-        a = lo + max(off, 0)  # the columns read, k - off, stay at or above lo
-        hi = min(n, n + off)
-        if hi <= a:
-            continue
-        um = np.uint64(m)
-        uoff = np.uint64(off)  # wraps for off < 0: k - uoff is still k - off
-        for k in range(np.uint64(a), np.uint64(hi)):
-            y[k] += V[um, k] * x[k - uoff]
+    m = 1
+    while m < M:  # the other diagonals two at a time: (y + V1 x1) + V2 x2 row by row, as one after the other
+        a1 = lo + max(doff[m], 0)  # the columns read, k - off, stay at or above lo
+        h1 = min(n, n + doff[m])
+        if m + 1 == M:
+            _add_diagonal(y, V, m, x, doff[m], a1, h1)
+            break
+        a2 = lo + max(doff[m + 1], 0)
+        h2 = min(n, n + doff[m + 1])
+        b0 = max(a1, a2)
+        b1 = min(h1, h2)
+        if b1 <= b0:
+            _add_diagonal(y, V, m, x, doff[m], a1, h1)
+            _add_diagonal(y, V, m + 1, x, doff[m + 1], a2, h2)
+        else:  # rows outside [b0, b1) hold only one of the two
+            _add_diagonal(y, V, m, x, doff[m], a1, b0)
+            _add_diagonal(y, V, m, x, doff[m], b1, h1)
+            _add_diagonal(y, V, m + 1, x, doff[m + 1], a2, b0)
+            _add_diagonal(y, V, m + 1, x, doff[m + 1], b1, h2)
+            u1 = np.uint64(m)
+            u2 = np.uint64(m + 1)
+            o1 = np.uint64(doff[m])  # wraps for off < 0: k - o1 is still k - off
+            o2 = np.uint64(doff[m + 1])
+            for k in range(np.uint64(b0), np.uint64(b1)):
+                y[k] = (y[k] + V[u1, k] * x[k - o1]) + V[u2, k] * x[k - o2]
+        m += 2
     if has_th:
         th = scale * _dot_span(theff, x, max(lo, tlo), thi, n) / nz
         y[zb0] += th

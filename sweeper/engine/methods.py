@@ -122,7 +122,18 @@ class Gmres(UpdateMethod):
         return True
 
 
-METHODS: dict[str, UpdateMethod] = {m.name: m for m in (Approx(), Exact(), Gmres())}
+class _Table(dict):
+    """A dict whose ``in`` answers False for any value that cannot be a name (lists,
+    dicts from a parsed file), so that callers can test user input directly."""
+
+    def __contains__(self, key) -> bool:
+        try:
+            return dict.__contains__(self, key)
+        except TypeError:
+            return False
+
+
+METHODS: dict[str, UpdateMethod] = _Table((m.name, m) for m in (Approx(), Exact(), Gmres()))
 
 
 def method_names() -> str:

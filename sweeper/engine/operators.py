@@ -87,9 +87,6 @@ class Jump:
         return F
 
 
-SNAP_SHIFT = 1e-9  # shifted edges closer than SNAP_SHIFT * dv to a grid edge are put on it
-
-
 @njit(cache=True)
 def _frac(a1, a2, b1, b2):
     """Fraction of the shifted bin [a1, a2] that lands in bin [b1, b2] (docs/method.md §6.1)."""
@@ -107,25 +104,7 @@ def _frac(a1, a2, b1, b2):
 
 
 @njit(cache=True)
-def _shifted(e, w, tol):
-    """Edges shifted by w; those within tol of a grid edge are put exactly on it."""
-    n = len(e) - 1
-    s = e + w
-    if tol > 0:
-        j = 0
-        for i in range(n + 1):
-            while j < n and e[j + 1] <= s[i]:
-                j += 1
-            # s[i] lies in [e[j], e[j+1]) (or beyond the grid); try both ends
-            for c in (j, j + 1):
-                if c <= n and abs(e[c] - s[i]) <= tol:
-                    s[i] = e[c]
-                    break
-    return s
-
-
-@njit(cache=True)
-def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
+def _jump_walk(e, ws, pis, index, values, diag, theta, floor, fill):
     """Walk every (shifted bin, target bin) overlap of every weight component.
 
     With ``fill`` False only marks the offsets that occur (index[offset + n - 1] = 1);
@@ -136,7 +115,7 @@ def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
     for c in range(len(ws)):
         w = ws[c]
         pi = pis[c]
-        s = _shifted(e, w, tol)
+        s = e + w  # float64 shift, no snapping onto the grid (DiPDE's arithmetic)
         j = 0
         for L in range(n):
             a1 = s[L]
@@ -175,27 +154,24 @@ def _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, fill):
                     floor[L] += -acc
 
 
-def jump_operator(e: np.ndarray, weight_values, weight_probs, snap: float = SNAP_SHIFT) -> Jump:
+def jump_operator(e: np.ndarray, weight_values, weight_probs) -> Jump:
     """F = sum of the weight components' operators, in sorted weight order (docs/method.md §6).
 
-    A weight that is a whole number of bins shifts the edges onto the grid up to float
-    noise (~1e-15 V), which would leave ~1e-11 "overlaps" with neighbouring bins and an
-    extra diagonal. Shifted edges within ``snap * dv`` of a grid edge are therefore put
-    exactly on it (docs/method.md §14: snapping within 1e-12 V changes rates by <= 1.1e-12); every
-    shifted bin's fractions still sum to 1, so mass is conserved exactly. ``snap=0`` gives
-    the literal rule.
+    The shifted edges are ``e + w`` in float64, as DiPDE computes them: a weight that is a
+    whole number of bins leaves tiny overlaps (float noise, up to ~1e-11) with the
+    neighbouring bins and threshold flux of ~1e-17 in columns that do not cross threshold;
+    they are kept, because DiPDE's numbers contain them.
     """
     e = np.ascontiguousarray(e, dtype=float)
     n = len(e) - 1
     ws = np.asarray(weight_values, dtype=float)
     pis = np.asarray(weight_probs, dtype=float)
-    tol = snap * float(e[n - 1] - e[0]) / (n - 1) if n > 1 else 0.0  # snap * nominal bin width
     index = np.zeros(2 * n - 1, dtype=np.int64)
     diag, theta, floor = np.zeros(n), np.zeros(n), np.zeros(n)
-    _jump_walk(e, ws, pis, tol, index, np.zeros((0, n)), diag, theta, floor, False)
+    _jump_walk(e, ws, pis, index, np.zeros((0, n)), diag, theta, floor, False)
     offsets = np.flatnonzero(index) - (n - 1)
     index[:] = 0
     index[offsets + n - 1] = np.arange(len(offsets))
     values = np.zeros((len(offsets), n))
-    _jump_walk(e, ws, pis, tol, index, values, diag, theta, floor, True)
+    _jump_walk(e, ws, pis, index, values, diag, theta, floor, True)
     return Jump(offsets.astype(np.int64), values, diag, theta, floor)

@@ -12,7 +12,11 @@ so no two writers ever touch the same chunk)::
 
 A chunk's traces and metrics are written before its status, and Zarr's local store writes
 each chunk file atomically (temporary file + rename), so a killed run never leaves a point
-marked done without its trace.
+marked done without its trace.  Every chunk carries a CRC-32C (:func:`checksummed`).
+``attrs["sweeper"]["npoints"]`` is the commit record of the store's shape: creation and
+:meth:`SweepStore.extend` write it last, in one atomic write, so arrays longer than it are an
+uncommitted extension (cut back by :meth:`SweepStore.repair`).  The named steps between writes
+are in :mod:`sweeper.store.crash`.
 """
 
 from __future__ import annotations
@@ -30,11 +34,30 @@ import zarr
 
 from ..config import get as config
 from ..errors import StoreError
+from . import crash
 from .variables import FAILED, PENDING, STATUS_NAMES, Variable, for_store, VARIABLES
 
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def checksummed() -> list:
+    """The bytes codecs of every array: compressed, then a CRC-32C of the compressed chunk
+    (Zarr v3 ``crc32c``), so a flipped bit or a truncated chunk fails to decode instead of
+    reading as other numbers."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+    return [ZstdCodec(level=0), Crc32cCodec()]
+
+
+def kept(arr):
+    """``arr`` writing every chunk, also one that holds only fill values (Zarr otherwise deletes it):
+    for the arrays whose every chunk exists, so that a missing chunk file is damage."""
+    return arr.with_config({"write_empty_chunks": True})
+
+
+# stores made with checksums, the npoints commit record and every status chunk written
+INTEGRITY = 1
 
 
 def versions() -> dict[str, str]:
@@ -67,12 +90,17 @@ class SweepStore:
         # built beside its final name and renamed into place: a run killed while creating the
         # store (or a full disk) leaves no half-made store behind, and the next run starts afresh
         tmp = path.with_name(f"{path.name}.creating-{os.getpid()}")
-        for leftover in path.parent.glob(f"{path.name}.creating-*"):  # of killed runs (callers hold the lock)
+        try:
+            leftovers = [p for p in path.parent.iterdir() if p.name.startswith(f"{path.name}.creating-")]
+        except OSError:  # no folder yet (or unreadable): nothing left over; _build reports it
+            leftovers = []
+        for leftover in leftovers:  # of killed runs (callers hold the lock); names taken literally, no glob
             shutil.rmtree(leftover, ignore_errors=True)
         try:
             cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,
                        dtype=dtype, chunk_points=chunk_points, variables=variables)
             os.rename(tmp, path)
+            crash.step("create.renamed")
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
@@ -90,24 +118,34 @@ class SweepStore:
             chunks = ((index_chunk if var.written == "ids" else c),) + shape[1:]
             arr = group.create_array(var.name, shape=shape, chunks=chunks, dtype=var.numpy_dtype(dtype),
                                      fill_value=var.fill, dimension_names=list(var.dims),
-                                     attributes=var.cf_attrs())
+                                     attributes=var.cf_attrs(), compressors=checksummed())
             if var.written == "ids":
-                arr[:] = np.asarray(ids, dtype=object)
+                kept(arr)[:] = np.asarray(ids, dtype=object)
+            elif var.name == "status":
+                kept(arr)[:] = np.full(shape, var.fill, dtype=arr.dtype)
+        described = attrs.get("coordinates") or {}
         for name, values in params.items():
             values = np.asarray(values)
-            kind = str if values.dtype == object else "float64"
+            kind = str if values.dtype == object else values.dtype.str if values.dtype.kind in "bi" else "float64"
+            fill = {"b": False, "i": 0}.get(values.dtype.kind, "" if kind is str else np.nan)
+            cf = {k: v for k, v in (described.get(name) or {}).items() if k in ("long_name", "units") and v}
             arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
-                                     fill_value="" if kind is str else np.nan, dimension_names=["point"])
-            arr[:] = values
-        group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64",
-                           dimension_names=["time"], attributes={"units": "s", "long_name": "time"})[:] = times
-        group.create_array("population", shape=(npop,), chunks=(max(npop, 1),), dtype=str,
-                           dimension_names=["population"],
-                           attributes={"long_name": "recorded population"})[:] = np.asarray(populations, dtype=object)
+                                     fill_value=fill, dimension_names=["point"], attributes=cf,
+                                     compressors=checksummed())
+            kept(arr)[:] = values
+        kept(group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
+                                dimension_names=["time"], attributes={"units": "s", "long_name": "time"},
+                                compressors=checksummed()))[:] = times
+        kept(group.create_array("population", shape=(npop,), chunks=(max(npop, 1),), dtype=str, fill_value="",
+                                dimension_names=["population"], attributes={"long_name": "recorded population"},
+                                compressors=checksummed()))[:] = np.asarray(populations, dtype=object)
+        crash.step("create.arrays")
         group.attrs["sweeper"] = dict(attrs, parameters=list(params), chunk_points=c, dtype=dtype,
-                                      variables=[v.name for v in variables],
+                                      variables=[v.name for v in variables], npoints=n, integrity=INTEGRITY,
                                       created=now(), completed=None, versions=versions())
+        crash.step("create.attrs")
         cls(path, group).consolidate()
+        crash.step("create.consolidated")
 
     @classmethod
     def open(cls, path, mode: str = "r", *, consolidated: bool = False) -> "SweepStore":
@@ -184,7 +222,7 @@ class SweepStore:
         return self.group["status"][sl]
 
     def params(self, sl: slice = slice(None)) -> dict[str, np.ndarray]:
-        """Parameter columns: float64, or object arrays of str (as the spec's point table has them)."""
+        """Parameter columns: float64, int64, bool, or object arrays of str (as the spec's point table has them)."""
         out = {}
         for name in self.parameters:
             values = self.group[name][sl]
@@ -223,45 +261,130 @@ class SweepStore:
             raise StoreError(f"write_chunk needs {', '.join(missing)}")
         partial = mask is not None and not mask.all()
         for name in names:  # table order, status last: a point is done only once its trace is on disk
-            arr = g[name]
+            arr = kept(g[name]) if name == "status" else g[name]
             new = np.asarray(values[name], dtype=object) if name == "error" else np.asarray(values[name])
             if partial:
                 old = arr[sl]
                 new = np.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
             arr[sl] = new.astype(object) if arr.dtype.kind in "TUSO" else new.astype(arr.dtype, copy=False)
+            crash.step(crash.write_step(name))
 
-    def extend(self, params: Mapping[str, np.ndarray], ids: np.ndarray):
+    def add_variable(self, var: Variable):
+        """Create an empty per-point array for ``var`` (a metric added to a finished store)."""
+        sizes = {"point": self.npoints, "population": len(self.populations), "time": len(self.times)}
+        shape = tuple(sizes[d] for d in var.dims)
+        self.group.create_array(var.name, shape=shape, chunks=(self.chunk_points,) + shape[1:],
+                                dtype=var.numpy_dtype(self.meta["dtype"]), fill_value=var.fill,
+                                dimension_names=list(var.dims), attributes=var.cf_attrs(),
+                                compressors=checksummed(), overwrite=True)  # one an interrupted add left
+
+    def write_metrics(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray,
+                      status: np.ndarray | None = None, errors: list[str] | None = None):
+        """Write some metrics of chunk ``i`` for the rows in ``mask`` (then, if given, the chunk's
+        errors and status: a metric that failed marks its point failed)."""
+        sl = self.chunk_slice(i)
+        g = self.group
+        for name, new in values.items():
+            old = g[name][sl]
+            g[name][sl] = np.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old).astype(old.dtype)
+        if errors is not None:
+            g["error"][sl] = np.asarray(errors, dtype=object)
+        if status is not None:
+            g["status"][sl] = np.asarray(status, dtype=np.int8)
+
+    def extend(self, params: Mapping[str, np.ndarray], ids: np.ndarray, meta: Mapping | None = None):
         """Append points (same parameters) at the end; new points start pending.
 
-        The point ids are written last: they commit the new points. A run killed before that
-        leaves longer arrays beside them, which :meth:`repair` cuts back."""
+        Commit protocol: the parameters, the per-point arrays and the ids are written first; then
+        one atomic write of the store's attributes (``npoints``, and ``meta``: the new spec)
+        commits the new points.  A run killed before that leaves longer arrays beside a store
+        that still says ``npoints`` = the old count, which :meth:`repair` cuts back."""
         n0, k = self.npoints, len(ids)
         n1 = n0 + k
         g = self.group
         for name in self.parameters:
             g[name].resize((n1,))
-            g[name][n0:n1] = np.asarray(params[name])
-        ordered = [v.name for v in self.variables if v.name != "point_id"] + ["point_id"]
-        for name in ordered:
-            arr = g[name]
+            kept(g[name])[n0:n1] = np.asarray(params[name])
+        crash.step("extend.parameters")
+        for var in self.variables:
+            arr = g[var.name]
             arr.resize((n1,) + arr.shape[1:])
-        g["point_id"][n0:n1] = np.asarray(ids, dtype=object)
-        self.set_meta(completed=None)
+            if var.written == "task":  # rows a cut-back extension left in a partial chunk read as fill
+                kind = object if arr.dtype.kind in "TUSO" else arr.dtype
+                (kept(arr) if var.name == "status" else arr)[n0:n1] = np.full((k,) + arr.shape[1:], var.fill, dtype=kind)
+        crash.step("extend.resized")
+        kept(g["point_id"])[n0:n1] = np.asarray(ids, dtype=object)
+        crash.step("extend.ids")
+        self.set_meta(**dict(meta or {}), npoints=n1, completed=None)
+        crash.step("extend.committed")
         self.consolidate()
+        crash.step("extend.consolidated")
+
+    @property
+    def committed_points(self) -> int | None:
+        """The point count the last creation or extension committed (None: a store from before)."""
+        n = self.meta.get("npoints")
+        return None if n is None else int(n)
 
     def repair(self) -> int:
-        """Undo an interrupted :meth:`extend`: cut every per-point array back to the points that
-        all arrays have and whose ids are written. Returns how many partly added points went."""
+        """Undo an interrupted :meth:`extend`: cut every per-point array back to the committed
+        points. Returns how many partly added points went.  Lost point ids are not a sign of an
+        extension (they are rebuilt from the parameters by the caller)."""
         g = self.group
         names = [v.name for v in self.variables] + self.parameters
         lengths = {name: g[name].shape[0] for name in names}
-        n = min(lengths.values())
-        written = np.flatnonzero(g["point_id"][:n] != "")
-        n = int(written[-1]) + 1 if len(written) else 0
+        n = self.committed_points
+        if n is None:  # before commit records: an extension wrote its ids last, and no point of it ran
+            n = min(lengths.values())
+            status = g["status"][:n]
+            written = np.flatnonzero((g["point_id"][:n] != "") | (status != PENDING))
+            n = int(written[-1]) + 1 if len(written) else n
+        short = sorted(name for name, length in lengths.items() if length < n)
+        if short:
+            raise StoreError(f"{self.path}: array(s) {', '.join(short)} hold fewer points than the store "
+                             f"committed ({n}): damaged metadata; `sweeper verify` says more")
         if all(length == n for length in lengths.values()):
             return 0
         for name in names:
             if lengths[name] != n:
                 g[name].resize((n,) + g[name].shape[1:])
+        crash.step("repair.cut")
+        if self.committed_points is None:
+            self.set_meta(npoints=n)
         self.consolidate()
         return max(lengths.values()) - n
+
+    def rewrite(self, name: str, values: np.ndarray, step: str | None = None):
+        """Replace a whole array written at creation (point ids, a coordinate, the time axis) with
+        ``values`` rebuilt from what determines it."""
+        arr = kept(self.group[name])
+        arr[:] = np.asarray(values, dtype=object) if arr.dtype.kind in "TUSO" else np.asarray(values)
+        if step:
+            crash.step(step)
+
+    def chunk_missing(self, name: str, index: tuple[int, ...]) -> bool:
+        """True when the file of chunk ``index`` of array ``name`` is absent (a local store)."""
+        arr = self.group[name]
+        return not (self.path / name / arr.metadata.encode_chunk_key(index)).is_file()
+
+    @property
+    def every_chunk_written(self) -> bool:
+        """Made with every status, id and coordinate chunk written (then a missing one is damage)."""
+        return int(self.meta.get("integrity", 0)) >= INTEGRITY
+
+    def mark_pending(self, indices: np.ndarray) -> int:
+        """Set the status of the points at ``indices`` to pending (nothing else changes)."""
+        indices = np.unique(np.asarray(indices, dtype=int))
+        if not len(indices):
+            return 0
+        status = kept(self.group["status"])
+        for i in np.unique(indices // self.chunk_points):
+            sl = self.chunk_slice(int(i))
+            try:
+                values = status[sl]
+            except Exception:  # an undecodable status chunk: its points are all to be computed again
+                values = np.full(sl.stop - sl.start, PENDING, dtype=np.int8)
+            values[indices[(indices >= sl.start) & (indices < sl.stop)] - sl.start] = PENDING
+            status[sl] = values
+        self.set_meta(completed=None)
+        return len(indices)

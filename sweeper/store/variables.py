@@ -76,10 +76,15 @@ LEGACY = ("rates", "mean_rate", "final_rate", "error", "point_id", "status")
 RESERVED = frozenset(BY_NAME) | {"time", "population", "point"}
 
 
+def table(extra: dict | None = None) -> list[Variable]:
+    """The variables of a new store: every table entry plus ``extra`` metrics of the user's own."""
+    return for_store([v.name for v in VARIABLES], extra)
+
+
 def for_store(names: list[str] | None, extra: dict | None = None) -> list[Variable]:
     """The variables of a store made with ``names`` (None: a store from before the table) plus
     its ``extra`` metrics (name -> {units, long_name}), in table order, status last."""
-    chosen = [BY_NAME[n] for n in (names or LEGACY) if n in BY_NAME]
+    chosen = [BY_NAME[n] for n in (LEGACY if names is None else names) if n in BY_NAME]
     for name, info in (extra or {}).items():
         chosen.append(Variable(name, ("point", "population"), "float64", np.nan, info.get("units"),
                                info.get("long_name", name), metric=True))

@@ -33,6 +33,11 @@ _CONNECTION_FIELDS = {
     "delay": ("delays", "dist"), "delays": ("delays", "dist"), "weight_scale": ("weights", "scale"),
 }
 _SIM_FIELDS = ("t0", "tf", "dt")
+# units of what a path sets (model attribute, kind): volts for the membrane grid and synaptic
+# weights, seconds for times, Hz for rates, 1 for counts and factors
+_UNITS = {"tau_m": "s", "v_min": "V", "v_max": "V", "dv": "V", "tol": "1", "approx_order": "1",
+          "initial_firing_rate": "Hz", "p0": "1", "rate": "Hz", "nsyn": "1", "weights": "V", "delays": "s",
+          "t0": "s", "tf": "s", "dt": "s"}
 _CONN_RE = re.compile(r"^connections\[\s*(?:(\d+)|(.+?)\s*->\s*(.+?)\s*(?:#\s*(\d+))?)\s*\]\.(\w+)$")
 
 
@@ -49,7 +54,8 @@ class ParamPath:
     def check_value(self, value) -> str | None:
         """Return a description of what is wrong with ``value`` for this path, or None."""
         if self.kind == "method":
-            return None if isinstance(value, str) and value in METHODS else f"must be one of {method_names()}, got {value!r}"
+            ok = isinstance(value, str) and value in METHODS
+            return None if ok else f"must be one of {method_names()}, got {value!r}"
         if self.kind == "order":
             ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1) or (
                 isinstance(value, float) and value.is_integer() and value >= 1)
@@ -64,6 +70,13 @@ class ParamPath:
         if not math.isfinite(float(value)):
             return f"must be finite, got {value!r}"
         return None
+
+    @property
+    def units(self) -> str | None:
+        """Units of the value this path takes (None for method names)."""
+        if self.kind == "scale":
+            return "1"
+        return _UNITS.get(self.field)
 
     def to_dict(self) -> dict:
         return {"text": self.text, "area": self.area, "target": self.target, "field": self.field, "kind": self.kind}

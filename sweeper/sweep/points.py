@@ -22,8 +22,17 @@ def max_axis() -> int:
     return int(config("sweep.max-axis"))
 
 
-def values_from(defn: Mapping, where: str) -> list:
-    """The explicit values of one axis: ``values``, ``linspace``, ``logspace`` or ``arange``."""
+def values_from(defn: Mapping, where: str, rounded: bool = True) -> list:
+    """The explicit values of one axis: ``values``, ``linspace``, ``logspace`` or ``arange``
+    (generated ones as round numbers, see :func:`round_values`; ``rounded=False``: as numpy makes
+    them, which is how stores made before sweeper rounded them hold them)."""
+    vals = _values_from(defn, where)
+    if rounded and "values" not in defn:
+        return round_values(np.asarray(vals, dtype=float))
+    return vals
+
+
+def _values_from(defn: Mapping, where: str) -> list:
     if "values" in defn:
         vals = defn["values"]
         return list(vals) if isinstance(vals, (list, tuple)) else [vals]
@@ -44,6 +53,13 @@ def values_from(defn: Mapping, where: str) -> list:
         # round to kill float noise such as 0.30000000000000004 in arange(0, 1, 0.1)
         return [float(np.round(x, 12)) for x in np.arange(a, b, step)]
     raise ValueError(f"{where}: needs one of values, linspace, logspace, arange (or range for sampling)")
+
+
+def round_values(values: np.ndarray) -> list[float]:
+    """Generated values as the round numbers the user wrote: float noise such as
+    19.999999999999996 (geomspace) or 0.30000000000000004 (arange) is cut at 12 significant
+    digits, so ``logspace: [5, 40, 4]`` gives exactly 5, 10, 20, 40 and ``ds.sel(drive=20)`` works."""
+    return [float(f"{x:.12g}") for x in np.asarray(values, dtype=float)]
 
 
 def _triple(obj, names, where):
@@ -69,7 +85,13 @@ def _num(n, where) -> int:
 
 
 def as_column(values: list) -> np.ndarray:
-    """Numbers become float64; anything else (strings, None) stays as objects."""
+    """Python ints become int64, booleans bool, other numbers float64; anything else (strings,
+    None, mixtures) stays as objects. (Each axis's type is settled by :mod:`.valuetypes` first.)"""
+    if values and all(isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=bool)
+    if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values) and \
+            all(-2**63 <= v < 2**63 for v in values):
+        return np.asarray(values, dtype=np.int64)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return np.asarray(values, dtype=float)
     return np.asarray(values, dtype=object)
@@ -152,7 +174,7 @@ def point_ids(table: Table, names: list[str]) -> np.ndarray:
     """A stable id per row derived from its parameter values (same values -> same id, any run)."""
     n = length(table)
     prefix = hashlib.sha1("\x1f".join(names).encode())
-    if names and all(np.asarray(table[k]).dtype != object for k in names):
+    if names and all(np.asarray(table[k]).dtype.kind in "fiu" for k in names):
         # all numeric: hash each row's float64 bytes (+0.0 turns -0.0 into 0.0)
         rows = np.ascontiguousarray(np.column_stack([np.asarray(table[k], dtype=float) + 0.0 for k in names]))
         raw = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
@@ -162,7 +184,7 @@ def point_ids(table: Table, names: list[str]) -> np.ndarray:
             h.update(row)
             out[i] = "p" + h.hexdigest()[:15]
         return out
-    cols = [[_canon(v) for v in table[name]] for name in names]
+    cols = [[_canon(v) for v in np.asarray(table[name]).tolist()] for name in names]
     out = np.empty(n, dtype=object)
     for i in range(n):
         h = prefix.copy()

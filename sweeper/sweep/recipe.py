@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import SpecError, SweeperError
+from ..io.bmtk_compat import single_process
 from ..model import Network
 from .paths import ParamPath
 
@@ -40,16 +41,16 @@ def search_path(folders: list[Path]):
                     sys.path.remove(entry)
 
 
-def import_builder(ref: Any, folders: list[Path]):
+def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
     """The function named by ``module:function``, its module found in ``folders`` first."""
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise SpecError(f"builder must be 'module:function', got {ref!r}")
+        raise SpecError(f"{what} must be 'module:function', got {ref!r}")
     module_name, func_name = ref.split(":")
     try:
-        with search_path(folders):
+        with search_path(folders), single_process():  # bmtk binds MPI when first imported
             module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SpecError(f"cannot import builder module {module_name!r}: {exc}") from None
+        raise SpecError(f"cannot import {what} module {module_name!r}: {exc}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise SpecError(f"module {module_name!r} has no function {func_name!r}")
@@ -75,19 +76,39 @@ class Recipe:
     builder_args: dict = field(default_factory=dict)
     simulation: dict | None = None         # t0 / tf / dt that replace the network's own
     paths: dict[str, ParamPath | None] = field(default_factory=dict)  # None: passed to the builder by name
+    # what turns NetworkBuilders returned by a builder into a Network (spec keys of the same names)
+    components_dir: str | None = None      # relative to base_dir
+    input_rates: dict | None = None        # {node population: rate | {key: rate} | rate table file}
+    group_by: str | None = "node_type_id"
+    callable_builder: bool = False         # given as a Python callable: shipped to workers by Dask
 
     # -- serialised in the store
     def to_dict(self) -> dict:
         return {"base_dir": str(self.base_dir), "source": self.source, "network": self.network,
                 "builder": self.builder, "builder_path": self.builder_path, "builder_args": self.builder_args,
                 "simulation": self.simulation,
-                "paths": {n: (p.to_dict() if p is not None else None) for n, p in self.paths.items()}}
+                "paths": {n: (p.to_dict() if p is not None else None) for n, p in self.paths.items()},
+                "components_dir": self.components_dir, "input_rates": self.input_rates,
+                "group_by": self.group_by, "callable_builder": self.callable_builder}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Recipe":
         return cls(Path(d["base_dir"]), d.get("source", "<sweep>"), d.get("network"), d.get("builder"),
                    d.get("builder_path"), dict(d.get("builder_args") or {}), d.get("simulation"),
-                   {n: (ParamPath.from_dict(p) if p is not None else None) for n, p in d["paths"].items()})
+                   {n: (ParamPath.from_dict(p) if p is not None else None) for n, p in d["paths"].items()},
+                   d.get("components_dir"), d.get("input_rates"), d.get("group_by", "node_type_id"),
+                   bool(d.get("callable_builder", False)))
+
+    @property
+    def shipped_function(self):
+        """The builder function to send with each task (a Python callable), or None (imported by name)."""
+        return self.__dict__.get("_builder") if self.callable_builder else None
+
+    def with_function(self, func) -> "Recipe":
+        """A copy whose builder is ``func`` (a callable shipped with the task) instead of an import."""
+        copy = replace(self)
+        copy.__dict__["_builder"] = func
+        return copy
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, default=str)
@@ -122,26 +143,38 @@ class Recipe:
         return replace(net, simulation=replace(net.simulation, **{k: float(v) for k, v in sim.items()}))
 
     @property
+    def folders(self) -> list[Path]:
+        """Where user code (builder, metric functions) is imported from, before sys.path."""
+        return ([self.base_dir / self.builder_path] if self.builder_path else []) + [self.base_dir]
+
+    @property
     def builder_function(self):
+        if "_builder" not in self.__dict__ and self.callable_builder and (
+                self.builder.startswith("__main__:") or "<" in self.builder):
+            raise SpecError(f"the builder {self.builder} was given as a Python callable and cannot be "
+                            "imported by name: run the sweep from Python with Sweep(builder=...)")
         if "_builder" not in self.__dict__:
-            folders = ([self.base_dir / self.builder_path] if self.builder_path else []) + [self.base_dir]
-            self.__dict__["_builder"] = import_builder(self.builder, folders)
+            self.__dict__["_builder"] = import_builder(self.builder, self.folders)
         return self.__dict__["_builder"]
 
     def call_builder(self, params: Mapping[str, Any]) -> Network:
+        """The builder's network for ``params``; NetworkBuilders it returns (sweeper's or bmtk's)
+        are converted with the recipe's components_dir, input_rates, group_by and simulation.
+        bmtk runs as single-process code here, also on one rank of an MPI job."""
+        from ..io.popnet import network_from_builder_result
         args = dict(self.builder_args or {})
         args.update(params)
-        try:
-            result = self.builder_function(**args)
-        except SweeperError:
-            raise
-        except Exception as exc:
-            raise SpecError(f"the builder {self.builder} failed for {dict(params)}: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        if isinstance(result, Network):
-            return result
-        from ..io.popnet import network_from_builders
-        return network_from_builders(result, simulation=None)
+        with single_process():
+            try:
+                result = self.builder_function(**args)
+            except SweeperError:
+                raise
+            except Exception as exc:
+                raise SpecError(f"the builder {self.builder} failed for {dict(params)}: "
+                                f"{type(exc).__name__}: {exc}") from exc
+            return network_from_builder_result(
+                result, components_dir=self.components_dir, rates=self.input_rates,
+                simulation=self.simulation, group_by=self.group_by, base_dir=self.base_dir)
 
     def base(self) -> Network:
         """The base network of a file recipe (loaded once)."""

@@ -22,12 +22,18 @@ from .. import metrics as metric_table
 from ..config import get as config
 from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
-from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, now
+from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now, variables
 from . import points as pts
+from . import provenance, usermetrics
 from .recipe import Recipe, plain
+from .resume import heal
 from .spec import Sweep
 
 log = logging.getLogger(__name__)
+
+# Drivers of sweeps whose points are chosen while they run, by axis kind (each registers itself
+# when imported; sweeper.sweep imports them): "adaptive" -> sweeper.sweep.adaptive.
+DRIVERS: dict = {}
 
 
 @dataclass
@@ -61,8 +67,13 @@ def time_axis(sweep: Sweep, table: pts.Table) -> np.ndarray:
     return t[::sweep.output["record_every"]]
 
 
-def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
-    """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it)."""
+def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed: bool = False) -> SweepStore:
+    """Create the store for ``sweep``, or check that an existing one belongs to it (and grow it).
+
+    An existing store made with other code or network files is refused, naming them, unless
+    ``accept_changed`` (:func:`.provenance.check_identity`)."""
+    if getattr(sweep, "adaptive", None) is not None:  # points chosen while it runs
+        return DRIVERS["adaptive"].prepare_store(sweep, path, accept_changed=accept_changed)
     path = Path(path)
     table = sweep.points()
     names = sweep.parameter_names
@@ -82,21 +93,35 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
                  "derived": {n: d[0].text for n, d in sweep.derived.items()},
                  "metric_window": sweep.output["metric_window"],
                  "record_every": sweep.output["record_every"],
-                 "recipe": sweep.recipe.to_dict()}
-        return SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
-                                 times=time_axis(sweep, table), attrs=attrs,
-                                 dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"])
+                 "recipe": sweep.recipe.to_dict(), "coordinates": sweep.coordinates(),
+                 "user_metrics": sweep.user_metrics}
+        created = SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
+                                    times=time_axis(sweep, table), attrs=attrs,
+                                    dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"],
+                                    variables=variables.table(sweep.user_metrics))
+        provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
+        return created
     store = SweepStore.open(path, mode="r+")
+    meta = store.meta
+    if "coordinates" not in meta and sweep.round_values:  # made before generated values were rounded
+        sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
+        table = sweep.points()
+        ids = pts.point_ids(table, names)
+    if meta.get("signature") not in (sweep.signature, sweep.legacy_signature) or store.parameters != names:
+        raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
+                         f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    use_users_recipe(store, sweep)
     dropped = store.repair()
     if dropped:
         log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
                     "point(s) removed; they are added again now if the spec has them)")
-    meta = store.meta
-    if meta.get("signature") != sweep.signature or store.parameters != names:
-        raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
-                         f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
+    heal(store, names, table, ids, time_axis(sweep, table),
+         populations=lambda: sweep.network_for({k: v[0] for k, v in table.items()}).recorded)
     old = store.point_ids()
-    if len(old) == len(ids) and np.array_equal(old, ids):
+    grows = len(ids) - len(old) if not (len(old) == len(ids) and np.array_equal(old, ids)) else 0
+    provenance.check_identity(store, sweep, accept_changed, added=grows, created=False)
+    refuse_store_code(store, sweep, grows)
+    if not grows:
         return store
     known = set(old)
     missing = len(known - set(ids))
@@ -108,11 +133,43 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True) -> SweepStore:
     if len(time_axis(sweep, table)) != len(store.times):
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
     new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
-    store.extend({k: v[new] for k, v in table.items()}, ids[new])
-    store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                   recipe=sweep.recipe.to_dict())
-    store.consolidate()
+    store.extend({k: v[new] for k, v in table.items()}, ids[new],
+                 meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
+                           recipe=sweep.recipe.to_dict(),
+                           **({"coordinates": sweep.coordinates()} if "coordinates" in meta else {})))
     return store
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def use_users_recipe(store: SweepStore, sweep: Sweep):
+    """Workers build networks from the store's recipe and import its user metrics: make both the
+    ones the user's spec of THIS run gives (a store received from elsewhere may name other code)."""
+    meta, changes = store.meta, {}
+    if not _same(meta.get("recipe"), sweep.recipe.to_dict()):
+        changes["recipe"] = sweep.recipe.to_dict()
+    stored, mine = meta.get("user_metrics") or {}, getattr(sweep, "user_metrics", None) or {}
+    own = {k: mine[k] for k in stored if k in mine}
+    if not _same(own, {k: stored[k] for k in own}):
+        changes["user_metrics"] = dict(stored, **own)
+    if changes:
+        store.set_meta(**changes)
+        store.consolidate()
+
+
+def refuse_store_code(store: SweepStore, sweep: Sweep, grows: int):
+    """A store's own metric functions (added with `sweeper metrics --add`) that the user's spec
+    does not name are never run: refuse a run that would have to compute them."""
+    stored, mine = store.meta.get("user_metrics") or {}, getattr(sweep, "user_metrics", None) or {}
+    foreign = {k: v.get("function") for k, v in stored.items() if k not in mine}
+    c = store.counts()
+    if foreign and (grows or c["pending"]):
+        named = ", ".join(f"{k} ({ref})" for k, ref in foreign.items())
+        raise StoreError(f"{store.path} computes metric(s) {named}, which the spec does not name; code named "
+                         "only by a store is never run: finish the store with the spec it was made with, "
+                         "then add the metric again to a copy made from this spec")
 
 
 # --------------------------------------------------------------------------- the task
@@ -122,15 +179,11 @@ def _recipe_of(recipe_json: str) -> Recipe:
 
 
 def _recipe(meta: dict) -> Recipe:
-    """The store's recipe; a store made before recipes were kept has only its spec."""
-    if "recipe" in meta:
-        return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
-    return _legacy_recipe(meta["spec_hash"], meta["spec"], meta["base_dir"], meta["spec_source"])
-
-
-@lru_cache(maxsize=8)
-def _legacy_recipe(spec_hash: str, spec: str, base_dir: str, source: str) -> Recipe:
-    return Sweep.from_text(spec, base_dir=base_dir, source=source).recipe
+    """The recipe the driver of this run wrote into the store from the user's own spec
+    (:func:`prepare_store`); the store's spec text is never rebuilt here."""
+    if "recipe" not in meta:
+        raise StoreError("the store has no recipe: run it with `sweeper run SPEC -o STORE`")
+    return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
 
 
 def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str],
@@ -161,13 +214,35 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
     return nets, rows
 
 
-def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
-    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker)."""
+@lru_cache(maxsize=8)
+def _user_functions(user_json: str, folders: tuple[str, ...]) -> dict:
+    return usermetrics.functions(json.loads(user_json), [Path(f) for f in folders])
+
+
+def chunk_metrics(store: SweepStore, recipe: Recipe, rates: np.ndarray, params: dict, rows: np.ndarray,
+                  errors: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every metric of the store for one chunk: the built-ins from the traces, then the user's own
+    for the points ``rows``; also the mask of points whose own metric raised (reason in ``errors``)."""
+    meta = store.meta
+    user = meta.get("user_metrics") or {}
+    builtin = [m for m in store.metric_names if m not in user]
+    values = metric_table.compute(rates, store.times, meta.get("metric_window"), builtin)
+    failed = np.zeros(rates.shape[0], dtype=bool)
+    if user:
+        funcs = _user_functions(json.dumps(user, sort_keys=True), tuple(str(f) for f in recipe.folders))
+        own, failed = usermetrics.compute(funcs, store.times, rates, params, rows, errors)
+        values.update(own)
+    return values, failed
+
+
+def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builder=None) -> dict:
+    """Simulate the unfinished points of one chunk and write the chunk (runs on a worker).
+    ``builder``: the builder function itself, when it was given as a Python callable."""
     from ..engine import simulate_batch
 
     store = SweepStore.open(store_path, mode="r+", consolidated=True)
     meta = store.meta
-    recipe = _recipe(meta)
+    recipe = _recipe(meta) if builder is None else _recipe(meta).with_function(builder)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
     todo = status == PENDING
@@ -192,7 +267,9 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False) -> dict:
             continue
         rates[j, :, :r.shape[1]] = r[:, :len(times)]
         new_status[j] = DONE
-    values = metric_table.compute(rates, times, meta.get("metric_window"), store.metric_names)
+    values, metric_failed = chunk_metrics(store, recipe, rates, params, np.flatnonzero(todo & (new_status == DONE)),
+                                          errors)
+    new_status[metric_failed] = FAILED
     values.update(rates=rates, error=errors, status=new_status)
     try:
         store.write_chunk(chunk, values, mask=todo)
@@ -222,7 +299,7 @@ def _default_client(client):
 
 def writer_lock(store):
     """The store's writer lock (its folder created first); a locked store is neither created nor grown."""
-    from .lock import StoreLock
+    from ..store.lock import StoreLock
     try:
         Path(store).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -232,7 +309,7 @@ def writer_lock(store):
 
 def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_failed: bool = False,
               progress: bool = False, max_in_flight: int | None = None, lock: bool = True,
-              prepared: SweepStore | None = None) -> RunSummary:
+              prepared: SweepStore | None = None, accept_changed: bool = False) -> RunSummary:
     """Run (or resume, or extend) ``sweep`` into ``store`` and return what happened.
 
     ``lock=False`` when the caller already holds :func:`writer_lock`, and ``prepared`` the store
@@ -241,15 +318,22 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     """
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
+    if sweep.adaptive is not None:  # learners choose the points: sweep.adaptive
+        return DRIVERS["adaptive"].run_adaptive(sweep, store, client=client, retry_failed=retry_failed,
+                                                progress=progress, max_in_flight=max_in_flight, lock=lock,
+                                                prepared=prepared, accept_changed=accept_changed)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
-        st = prepared if prepared is not None else prepare_store(sweep, store)
+        st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed=accept_changed)
+        run = provenance.start(st, sweep)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
         with _default_client(client) as cl:
             write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
-                                      _progress(len(chunks), progress, cl), max_in_flight)
+                                      _progress(len(chunks), progress, cl), max_in_flight,
+                                      builder=sweep.recipe.shipped_function)
         summary.counts = st.counts()
+        provenance.finish(st, run, summary, chunks, write_error)
         if write_error is not None:
             c = summary.counts
             raise StoreError(f"cannot write to {store}: {write_error} "
@@ -258,6 +342,7 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         try:
             if summary.counts["pending"] == 0:
                 st.set_meta(completed=now())
+                crash.step("run.completed")
             st.consolidate()
         except OSError as exc:
             raise StoreError(f"cannot write to {store}: {exc.strerror or exc} (every point is kept; "
@@ -267,9 +352,10 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
 
 
 def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_failed: bool,
-                summary: RunSummary, bar, max_in_flight: int | None) -> str | None:
+                summary: RunSummary, bar, max_in_flight: int | None, builder=None) -> str | None:
     """Hand out ``chunks`` with a bounded number in flight; return why the store could not be
-    written, if it could not (then no further chunk is handed out)."""
+    written, if it could not (then no further chunk is handed out). ``builder``: a builder given
+    as a Python callable, sent with each task (Dask pickles it; by value if defined in __main__)."""
     from distributed import as_completed
 
     per_worker = int(config("sweep.tasks-per-worker"))
@@ -281,7 +367,7 @@ def _run_chunks(cl, st: SweepStore, chunks: list[int], spec_hash: str, retry_fai
     write_error = None  # a store that cannot be written: stop handing out chunks
 
     def submit(i):
-        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed,
+        return cl.submit(run_chunk, str(st.path.resolve()), i, retry_failed, builder=builder,
                          key=f"sweeper-chunk-{key}-{i}", pure=False, retries=retries)
 
     pending = as_completed([submit(i) for _, i in zip(range(limit), todo)])
@@ -316,5 +402,5 @@ class _NoBar:
 def _progress(total: int, enabled: bool, client):
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
     return tqdm(total=total, unit="chunk", file=sys.stderr, dynamic_ncols=True)

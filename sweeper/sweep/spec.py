@@ -23,11 +23,13 @@ from ..errors import SpecError
 from ..model import Network
 from . import points as pts
 from .problems import Problems, yaml_lines
+from . import usermetrics
 from .recipe import Recipe
 from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
-            "parameters", "axes", "replicates", "derived", "constraints", "output")
+            "parameters", "axes", "replicates", "derived", "constraints", "output", "metrics",
+            "components_dir", "input_rates", "group_by")
 
 
 class Sweep(SpecChecks):
@@ -40,14 +42,20 @@ class Sweep(SpecChecks):
     """
 
     def __init__(self, spec: Mapping | None = None, *, base_dir: str | os.PathLike = ".",
-                 source: str = "<sweep>", text: str | None = None, **keys):
+                 source: str = "<sweep>", text: str | None = None, round_values: bool = True, **keys):
         if spec is not None and not isinstance(spec, Mapping):
             raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
         spec = dict(spec or {}, **keys)
+        func = spec.get("builder") if callable(spec.get("builder")) else None
+        if func is not None:  # a Python callable: recorded by name, shipped to workers by Dask
+            spec["builder"] = callable_ref(func)
         if isinstance(spec.get("network"), Network):
             from ..io.netfile import network_to_dict
             spec["network"] = network_to_dict(spec["network"])
+        if "metrics" in spec:
+            spec["metrics"] = usermetrics.normalise(spec["metrics"])
         self.spec = spec
+        self.round_values = round_values
         self.base_dir = Path(base_dir).resolve()
         self.source = source
         self.text = text if text is not None else yaml.safe_dump(_plain(spec), sort_keys=False)
@@ -55,7 +63,11 @@ class Sweep(SpecChecks):
         self._first_args: dict = {}
         self._recipe = Recipe(self.base_dir, source, spec.get("network"), spec.get("builder"),
                               spec.get("builder_path"), dict(spec.get("builder_args") or {}),
-                              spec.get("simulation"))
+                              spec.get("simulation"), components_dir=_plain(spec.get("components_dir")),
+                              input_rates=_plain(spec.get("input_rates")),
+                              group_by=spec.get("group_by", "node_type_id"), callable_builder=func is not None)
+        if func is not None:
+            self._recipe = self._recipe.with_function(func)
         self._validate()
 
     # -- construction
@@ -71,7 +83,7 @@ class Sweep(SpecChecks):
         return cls.from_text(text, base_dir=path.resolve().parent, source=str(path))
 
     @classmethod
-    def from_text(cls, text: str, base_dir=".", source: str = "<sweep>") -> "Sweep":
+    def from_text(cls, text: str, base_dir=".", source: str = "<sweep>", round_values: bool = True) -> "Sweep":
         try:
             from ..io.netfile import _yaml_loader  # safe, and 1e-3 / 2.0e6 are floats as in JSON
             spec = yaml.load(text, Loader=_yaml_loader())
@@ -81,7 +93,7 @@ class Sweep(SpecChecks):
             raise SpecError(f"not valid YAML: {getattr(exc, 'problem', exc)}", f"{source}{line}") from None
         if not isinstance(spec, dict):
             raise SpecError(f"a sweep spec must be a mapping of keys, got {type(spec).__name__}", source)
-        return cls(spec, base_dir=base_dir, source=source, text=text)
+        return cls(spec, base_dir=base_dir, source=source, text=text, round_values=round_values)
 
     # -- validation (collects everything, raises once)
     def _validate(self):
@@ -93,6 +105,7 @@ class Sweep(SpecChecks):
             P.add(("network",), "give exactly one of 'network' (a file) or 'builder' (module:function)")
             raise SpecError(P.items)
 
+        self._check_builder_keys(P)
         # A file network is loaded first; a builder is called once with the first point's values
         # (after the parameters are parsed) and paths are then resolved against what it returned.
         is_builder = "builder" in spec
@@ -102,7 +115,7 @@ class Sweep(SpecChecks):
         if not isinstance(params, dict) or not params:
             P.add(("parameters",), "needs at least one parameter (a mapping name -> definition)")
             params = {}
-        self.paths, self.values, self.ranges = {}, {}, {}
+        self.paths, self.values, self.ranges, self.described = {}, {}, {}, {}
         for name, defn in params.items():
             self._parse_parameter(name, defn, base, P)
         derived = self._parse_derived(base, P)
@@ -115,6 +128,8 @@ class Sweep(SpecChecks):
             P.add(("replicates",), f"must be an integer >= 1, got {self.replicates!r}")
             self.replicates = 1
         self.output = self._parse_output(P)
+        self.user_metrics = usermetrics.parse(spec.get("metrics"), self._recipe.folders,
+                                              set(self.paths) | set(self.derived) | {"replicate"}, P)
         max_points = int(config("sweep.max-points"))
         if not P.items and self.size > max_points:
             P.add(("axes",), f"makes {self.size:.3g} points (before constraints); a store takes at most "
@@ -162,14 +177,20 @@ class Sweep(SpecChecks):
 
     @property
     def parameter_names(self) -> list[str]:
-        names = [n for kind, body in self.axes for n in (body["parameters"] if kind == "sample" else body)]
+        names = [n for kind, body in self.axes
+                 for n in (body["parameters"] if kind in ("sample", "adaptive") else body)]
         names += list(self.derived)
         if self.replicates > 1:
             names.append("replicate")
         return names
 
     def points(self) -> pts.Table:
-        """Every point as columns (name -> array), constraints applied, derived values added."""
+        """Every point as columns (name -> array), constraints applied, derived values added.
+
+        An adaptive sweep chooses its points while it runs: :func:`.adaptive.outer_points`."""
+        if self.adaptive is not None:
+            raise SpecError("an adaptive sweep chooses its points while it runs; there is no fixed list "
+                            "of points (`sweeper run` it, then `sweeper show` the store)", self.source)
         tables = []
         for kind, body in self.axes:
             if kind == "grid":
@@ -180,7 +201,7 @@ class Sweep(SpecChecks):
                 tables.append(pts.sample({n: self.ranges[n] for n in body["parameters"]},
                                          body["n"], body["method"], body["seed"]))
         if self.replicates > 1:
-            tables.append({"replicate": np.arange(self.replicates, dtype=float)})
+            tables.append({"replicate": np.arange(self.replicates, dtype=np.int64)})
         table = pts.product(tables)
         for name, (expr, _path) in self.derived.items():
             value = expr(**{k: table[k] for k in expr.names})
@@ -192,14 +213,32 @@ class Sweep(SpecChecks):
             table = {k: v[keep] for k, v in table.items()}
         return {n: table[n] for n in self.parameter_names}
 
+    def coordinates(self) -> dict[str, dict]:
+        """Per parameter: long_name, units (given, or known from its path) and scale (log/linear),
+        and whether it is an axis of the sweep or derived from the others."""
+        out = {}
+        for name in self.parameter_names:
+            if name == "replicate":
+                out[name] = {"long_name": "replicate", "units": "1", "scale": "linear", "role": "axis",
+                             "axis": "replicate"}
+                continue
+            info = dict(self.described.get(name, {"long_name": name, "units": None, "scale": "linear"}))
+            path = self.paths.get(name) if name in self.paths else self.derived[name][1]
+            if info["units"] is None and path is not None:
+                info["units"] = path.units
+            info["role"] = "derived" if name in self.derived else "axis"
+            info["axis"] = next((kind for kind, body in self.axes
+                                 if name in (body["parameters"] if kind in ("sample", "adaptive") else body)), "derived")
+            out[name] = info
+        return out
+
     # -- identity
     @property
     def hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
-    @property
-    def signature(self) -> str:
-        """Hash of everything except the axis values: equal signatures may extend one store."""
+    def _signed(self) -> dict:
+        """The spec without what may change within one store (axis values, name, description)."""
         spec = copy.deepcopy(_plain(self.spec))
         for defn in (spec.get("parameters") or {}).values():
             if isinstance(defn, dict):
@@ -208,16 +247,36 @@ class Sweep(SpecChecks):
         for entry in spec.get("axes") or []:
             if isinstance(entry, dict) and isinstance(entry.get("sample"), dict):
                 entry["sample"].pop("n", None)
+            if isinstance(entry, dict) and isinstance(entry.get("adaptive"), dict):
+                entry["adaptive"].pop("goal", None)  # a new goal continues the same store
         spec.pop("description", None)
         spec.pop("name", None)
+        return spec
+
+    @property
+    def signature(self) -> str:
+        """Hash of everything except the axis values: equal signatures may extend one store.
+
+        The content of the network's files and of the user's code is not in it: that is the
+        store's code identity (:mod:`.identity`), compared file by file on extend and resume."""
+        return _digest(self._signed())
+
+    @property
+    def legacy_signature(self) -> str:
+        """The signature as stores made before code identities have it (network content included)."""
+        spec = self._signed()
         net = self.spec.get("network")
-        if isinstance(net, str):  # the network file's content, not its name, is what counts
+        if isinstance(net, str):
             spec["network"] = _file_digest(self.base_dir / net)
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _digest(spec)
 
     @property
     def name(self) -> str:
         return str(self.spec.get("name") or Path(self.source).stem)
+
+
+def _digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _file_digest(path: Path) -> str:
@@ -236,7 +295,15 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def callable_ref(func) -> str:
+    """``module:qualified.name`` of a Python callable (what the store records of it)."""
+    module = getattr(func, "__module__", None) or "__main__"
+    return f"{module}:{getattr(func, '__qualname__', None) or getattr(func, '__name__', type(func).__name__)}"
+
+
 def _plain(obj):
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

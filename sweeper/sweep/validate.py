@@ -20,8 +20,10 @@ from . import points as pts
 from .paths import ParamPath, resolve
 from .problems import Problems
 from .recipe import plain
+from .valuetypes import settle
 
-PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description")
+PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log", "description", "type",
+              "units")
 
 
 def output_defaults() -> dict:
@@ -65,11 +67,27 @@ class SpecChecks:
         for name, defn in params.items():
             if isinstance(defn, dict) and defn.get("path") is not None:
                 self.paths[name] = self._resolve_path(defn["path"], base, ("parameters", name), P)
+                self._settle_type(name, defn, ("parameters", name), P)
         for name, defn in derived.items():
             if isinstance(defn, dict) and defn.get("path") is not None and name in self.derived:
                 self.derived[name] = (self.derived[name][0],
                                       self._resolve_path(defn["path"], base, ("derived", name), P))
         return base
+
+    def _check_builder_keys(self, P):
+        """components_dir, input_rates, group_by: how a builder's NetworkBuilders become a network."""
+        spec = self.spec
+        for key in ("components_dir", "input_rates", "group_by"):
+            if key in spec and "builder" not in spec:
+                P.add((key,), "applies to a builder that returns NetworkBuilders (this spec reads 'network')")
+        folder = spec.get("components_dir")
+        if folder is not None and not (isinstance(folder, str) and (self.base_dir / folder).is_dir()):
+            P.add(("components_dir",), f"must be a folder (relative to the spec), got {folder!r}")
+        if spec.get("input_rates") is not None and not isinstance(spec["input_rates"], dict):
+            P.add(("input_rates",), "must be a mapping node population -> rate (Hz, an expression in t, "
+                  "{group key: rate} or a rate table file)")
+        if spec.get("group_by") is not None and not isinstance(spec["group_by"], str):
+            P.add(("group_by",), f"must be a node property name (default node_type_id), got {spec['group_by']!r}")
 
     def _parse_parameter(self, name, defn, base, P):
         key = ("parameters", name)
@@ -85,11 +103,18 @@ class SpecChecks:
             if k not in PARAM_KEYS:
                 P.add(key + (k,), f"unknown key (known: {', '.join(PARAM_KEYS)})")
         self.paths[name] = self._resolve_path(defn.get("path"), base, key, P)
+        self.described[name] = {"long_name": str(defn.get("description") or defn.get("path") or name),
+                                "units": defn.get("units"),
+                                "scale": "log" if "logspace" in defn or ("range" in defn and defn.get("log"))
+                                else "linear"}
         if "range" in defn:
+            if defn.get("type") not in (None, "float"):
+                P.add(key + ("type",), "a parameter with a range is sampled as float; give values for "
+                      f"type {defn['type']}")
             self._parse_range(name, defn, key, P)
             return
         try:
-            values = pts.values_from(defn, ".".join(key))
+            values = pts.values_from(defn, ".".join(key), rounded=self.round_values)
         except (ValueError, TypeError) as exc:
             P.add(key, str(exc).split(": ", 1)[-1])
             return
@@ -102,6 +127,17 @@ class SpecChecks:
                 problem = path.check_value(v)
                 if problem:
                     P.add(key + ("values", i) if "values" in defn else key, f"{path.text} {problem}")
+        self.values[name] = values
+        if defn.get("path") is None or path is not None or defn.get("type") is not None:
+            self._settle_type(name, defn, key, P)
+
+    def _settle_type(self, name, defn, key, P):
+        """The axis's values as ints, floats, strings or booleans (see :mod:`.valuetypes`)."""
+        if name not in self.values:
+            return
+        values, problem = settle(self.values[name], defn, self.paths.get(name))
+        if problem:
+            P.add(key + ("type",), problem)
         self.values[name] = values
 
     def _parse_range(self, name, defn, key, P):
@@ -140,6 +176,9 @@ class SpecChecks:
                 P.add(key + ("expr",), str(exc))
                 continue
             self.derived[name] = (expr, self._resolve_path(path, base, key, P))
+            info = defn if isinstance(defn, dict) else {}
+            self.described[name] = {"long_name": str(info.get("description") or f"{name} = {text}"),
+                                    "units": info.get("units"), "scale": "linear"}
             known.append(name)
         self._parse_constraints(known, P)
         return derived
@@ -171,11 +210,12 @@ class SpecChecks:
 
     def _parse_axes(self, P) -> list[tuple[str, Any]]:
         axes = self.spec.get("axes")
+        self.adaptive = None  # the adaptive axis' settings, if the spec has one (sweep.adaptive_spec)
         if axes is None:  # default: grid of every valued parameter, one sample block of the ranged ones
             out = [("grid", list(self.values))] if self.values else []
             if self.ranges:
                 P.add(("parameters",), f"parameters with a range ({', '.join(self.ranges)}) need an "
-                      "'axes: - sample: {method, n, seed, parameters}' entry")
+                      "'axes: - sample: {method, n, seed, parameters}' (or '- adaptive: {...}') entry")
             return out
         if not isinstance(axes, list) or not axes:
             P.add(("axes",), "must be a non-empty list of {grid: [...]}, {zip: [...]}, {sample: {...}}")
@@ -191,11 +231,13 @@ class SpecChecks:
                 parsed = self._parse_grid_axis(kind, body, key, P)
             elif kind == "sample":
                 parsed = self._parse_sample_axis(body, key, P)
+            elif kind == "adaptive":
+                parsed = self._parse_adaptive_axis(body, key, P)
             else:
-                P.add(key, f"unknown axis kind {kind!r} (use grid, zip or sample)")
+                P.add(key, f"unknown axis kind {kind!r} (use grid, zip, sample or adaptive)")
                 parsed = None
             if parsed is not None:
-                used += parsed[1]["parameters"] if kind == "sample" else parsed[1]
+                used += parsed[1]["parameters"] if kind in ("sample", "adaptive") else parsed[1]
                 out.append(parsed)
         for name in list(self.values) + list(self.ranges):
             if used.count(name) == 0:
@@ -218,6 +260,15 @@ class SpecChecks:
                 P.add(key + (kind,), f"zipped parameters need equal lengths, got {lens}")
         return (kind, list(body))
 
+    def _parse_adaptive_axis(self, body, key, P):
+        from .adaptive_spec import parse_axis
+        if self.adaptive is not None:
+            P.add(key, "a spec takes one adaptive entry (combine other axes with it as an outer product)")
+            return None
+        parsed = parse_axis(self, body, key, P)
+        self.adaptive = parsed[1] if parsed else None
+        return parsed
+
     def _parse_sample_axis(self, body, key, P):
         kind = "sample"
         if not isinstance(body, dict):
@@ -228,7 +279,7 @@ class SpecChecks:
         if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
             P.add(key + (kind, "parameters"), f"must be a list of parameter names, got {names!r}")
             return None
-        if method not in pts.SAMPLERS:
+        if not isinstance(method, str) or method not in pts.SAMPLERS:
             P.add(key + (kind, "method"), f"unknown method {method!r} (use {', '.join(pts.SAMPLERS)})")
         max_axis = pts.max_axis()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:

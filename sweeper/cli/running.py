@@ -1,0 +1,123 @@
+"""The work behind ``sweeper run``: checks before anything starts, the run itself, and a clean stop
+on SIGINT / SIGTERM (what Ctrl-C and Slurm's time limit send)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import SweeperError
+from . import quiet_dask
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread by the first SIGINT or SIGTERM; ``signum`` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals(ignore: bool = False):
+    """While the command runs: the first SIGINT/SIGTERM raises :class:`Stopped` (the run then
+    winds down: chunks in flight end or stay pending, the lock is released, a summary printed); a
+    second SIGINT exits at once, without a traceback; further SIGTERMs are ignored while winding
+    down (Slurm sends one to the job and one through the batch script). ``ignore``: ignore both
+    (the scheduler and worker ranks of an MPI job). The previous handlers return afterwards,
+    unless a stop came: then the process is ending, and a second Ctrl-C must still end it."""
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        if seen:
+            if signum == signal.SIGINT:
+                os.write(2, b"sweeper: stopped at once\n")
+                os._exit(128 + signum)
+            return
+        seen.append(signum)
+        # The exception may land inside distributed's sync(), whose cancel callback then logs
+        # errors of its own on the event loop thread: silence them before they are written.
+        quiet_dask(logging.CRITICAL)
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, signal.SIG_IGN if ignore else handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if not seen:  # after a stop the process is ending: a second Ctrl-C must still end it at once
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def store_path(store: str) -> str:
+    """``-o``: a path naming a folder of its own (not '', '/', '.', '..')."""
+    path = Path(store)
+    if not str(store).strip() or path.name in ("", "..") or not path.resolve().name:
+        raise SweeperError(f"{store!r} is not a store path; give a folder to create or resume, "
+                           "like out/run.zarr", "-o")
+    return store
+
+
+def _stopped(store, exc: KeyboardInterrupt):
+    """The one-line summary of a stopped run, and its exit status (130 SIGINT, 143 SIGTERM)."""
+    from ..store import SweepStore
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    try:
+        c = SweepStore.open(store).counts()
+        kept = (f"{store} keeps {c['done']} done and {c['failed']} failed points "
+                f"({c['pending']} pending)")
+    except Exception:  # stopped before the store was made
+        kept = f"{store} was not created yet"
+    click.echo(f"sweeper: {what}; {kept}: run the same command again to resume", err=True)
+    sys.exit(128 + signum)
+
+
+def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_changed: bool = False):
+    """``sweeper run`` with a cluster started (or joined) by this process; spec, cluster-option,
+    lock and store errors all come before any cluster starts."""
+    from ..cluster import start
+    from ..sweep import Sweep, run_sweep
+    from ..sweep.runner import prepare_store, writer_lock
+
+    sweep = Sweep.from_file(spec)
+    kind.check()
+    with stop_signals():
+        try:
+            with writer_lock(store):
+                prepared = prepare_store(sweep, store, accept_changed=accept_changed)
+                with start(kind) as client:
+                    try:
+                        return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
+                                         progress=progress, lock=False, prepared=prepared)
+                    except KeyboardInterrupt:
+                        quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
+                        raise
+        except KeyboardInterrupt as exc:
+            _stopped(store, exc)
+
+
+def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool, accept_changed: bool = False):
+    """``sweeper run --cluster mpi``: every rank runs this; only the client rank returns."""
+    from ..cluster import connect
+    from ..cluster.mpi import is_client_rank
+    from ..sweep import Sweep, run_sweep
+
+    quiet_dask()  # the ranks close each other's connections at shutdown: noise, not news
+    with stop_signals(ignore=not is_client_rank()):
+        try:
+            with connect("mpi", interface=interface) as client:
+                return run_sweep(Sweep.from_file(spec), store, client=client,
+                                 retry_failed=retry_failed, progress=progress, accept_changed=accept_changed)
+        except KeyboardInterrupt as exc:
+            quiet_dask(logging.CRITICAL)
+            _stopped(store, exc)
