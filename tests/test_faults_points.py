@@ -63,8 +63,8 @@ def test_builder_points_on_another_time_axis_are_refused_naming_the_point_and_th
     status = st.status(slice(0, 4))
     assert list(status) == [DONE, FAILED, FAILED, FAILED]
     reasons = {int(i): reason for i, _pid, reason in summary.failures}
-    assert "point x=1.0: simulation.dt" in reasons[1] and "the store's is" in reasons[1]
-    assert "point x=2.0: simulation.tf" in reasons[2] and "a builder must give every point the store's tf" in reasons[2]
-    assert "point x=3.0: simulation.tf" in reasons[3]
+    assert "point x=1: simulation.dt" in reasons[1] and "the store's is" in reasons[1]
+    assert "point x=2: simulation.tf" in reasons[2] and "a builder must give every point the store's tf" in reasons[2]
+    assert "point x=3: simulation.tf" in reasons[3]
     g = st.group
     assert np.isnan(g["rates"][1:]).all()  # nothing was simulated for them

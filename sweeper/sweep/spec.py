@@ -29,7 +29,7 @@ from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
             "parameters", "axes", "replicates", "derived", "constraints", "output", "metrics",
-            "components_dir", "input_rates", "group_by")
+            "components_dir", "input_rates", "group_by", "warnings")
 
 
 class Sweep(SpecChecks):
@@ -140,6 +140,8 @@ class Sweep(SpecChecks):
             self._check_values(base, P)
         if not P.items:
             specfaults.check_parameters(self, P)
+        from . import plausibility
+        plausibility.check_setting(spec, P)
         if base is not None and not P.items:
             specfaults.check_derived_values(self, P)
         if base is not None and not P.items:
@@ -147,6 +149,8 @@ class Sweep(SpecChecks):
             check_sweep(self, base, P)  # steps and memory per task, before anything runs
         if P.items:
             raise SpecError(P.items)
+        if base is not None:
+            self.plausibility = plausibility.report(self, base)  # warnings, not errors
         self._recipe.paths = {**self.paths, **{n: d[1] for n, d in self.derived.items()}}
 
     # -- the network
