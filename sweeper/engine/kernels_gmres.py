@@ -1,6 +1,6 @@
 """Compiled backward-Euler step (gmres, docs/method.md §8.4): ``(I - dt J) y = p`` solved
 by Gauss-Seidel sweeps ordered along the leak, started from an extrapolation of the last
-densities."""
+densities, or, when the operator's band is narrow, directly (banded LU and Woodbury)."""
 
 from __future__ import annotations
 
