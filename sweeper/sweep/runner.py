@@ -328,10 +328,12 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         run = provenance.start(st, sweep)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
-        with _default_client(client) as cl:
-            write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
-                                      _progress(len(chunks), progress, cl), max_in_flight,
-                                      builder=sweep.recipe.shipped_function)
+        write_error = None
+        if chunks:  # a resume with nothing to do needs no cluster
+            with _default_client(client) as cl:
+                write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
+                                          _progress(len(chunks), progress, cl), max_in_flight,
+                                          builder=sweep.recipe.shipped_function)
         summary.counts = st.counts()
         provenance.finish(st, run, summary, chunks, write_error)
         if write_error is not None:
