@@ -25,3 +25,13 @@ def test_a_finished_store_resumes_without_starting_a_cluster_and_failed_points_g
     assert again.exit_code == 1 and "local cluster" not in again.stderr and "dashboard" not in again.stderr
     assert f"{store}: 1 done, 1 failed, 0 pending of 2 points (0 computed" in again.stdout
     assert hint in again.stderr
+
+
+def test_expand_paths_lists_the_parameter_paths_a_network_offers(tmp_path):
+    for target in (NET, tmp_path / "spec.yaml"):
+        (tmp_path / "spec.yaml").write_text(f"network: {NET}\nparameters:\n  rate: {{path: inputs.bg.rate, values: [40.0]}}\n")
+        result = CliRunner().invoke(main, ["expand", "--paths", str(target)])
+        assert result.exit_code == 0, result.output
+        rows = [line.split() for line in result.stdout.splitlines()]
+        assert ["inputs.bg.rate", "Hz"] in rows and ["populations.e.tau_m", "s"] in rows
+        assert ["connections[0].weights", "V"] in rows and ["simulation.tf", "s"] in rows

@@ -38,11 +38,26 @@ def _size(nbytes: float) -> str:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-n", "--rows", default=10, show_default=True, help="How many points to show.")
-def expand(spec, rows):
+@click.option("--paths", "list_paths", is_flag=True,
+              help="List the parameter paths the network offers (SPEC may also be a network file).")
+def expand(spec, rows, list_paths):
     """Show how many points SPEC makes, the first rows and the output size; simulate nothing."""
     from ..sweep import Sweep
     from ..sweep.runner import time_axis
 
+    if list_paths:
+        from ..io.formats import guess_format
+        from ..sweep.paths import offered_paths
+        text = open(spec, errors="replace").read(65536)
+        is_spec = any(line.split(":")[0] in ("parameters", "builder", "axes") for line in text.splitlines())
+        if not is_spec and guess_format(spec) is not None:
+            from ..io import load_network
+            net = load_network(spec)
+        else:
+            net = Sweep.from_file(spec).base_network()
+        for text, units in offered_paths(net):
+            click.echo(f"{text:40s} {units or ''}".rstrip())
+        return
     sweep = Sweep.from_file(spec)
     if sweep.adaptive is not None:  # no fixed points: say what the learners will do
         from ..sweep.adaptive import describe_text

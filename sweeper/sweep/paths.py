@@ -163,3 +163,18 @@ def resolve(text: str, net: Network) -> ParamPath:
 
 def is_internal(net: Network, name: str) -> bool:
     return isinstance(net.population(name), InternalPopulation)
+
+
+def offered_paths(net: Network) -> list[tuple[str, str | None]]:
+    """Every parameter path ``net`` offers, with its units: what ``sweeper expand --paths`` lists."""
+    out = [(f"simulation.{f}", _UNITS.get(f)) for f in _SIM_FIELDS]
+    for pop in net.populations:
+        if isinstance(pop, ExternalPopulation):
+            out.append((f"inputs.{pop.name}.rate", "Hz"))
+        else:
+            out += [(f"populations.{pop.name}.{f}", _UNITS.get(f)) for f in _INTERNAL_FIELDS]
+    for i, c in enumerate(net.connections):
+        out += [(f"connections[{i}].{f}", _UNITS.get(_CONNECTION_FIELDS[f][0]))
+                for f in ("nsyn", "weights", "weight_scale", "delays")]
+        out[-2] = (out[-2][0], "1")  # a scale factor
+    return out
