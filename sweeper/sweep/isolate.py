@@ -32,12 +32,12 @@ def isolated() -> bool:
     return str(config("sweep.builder-isolation")).lower() != "none"
 
 
-def _run(ref: str, folders: list, args: dict, convert: dict, shown: dict):
-    """In the helper process: import the builder, call it, convert what it returns to a Network."""
+def _run(importer, ref: str, folders: list, args: dict, convert: dict, shown: dict):
+    """In the helper process: import the builder (with ``importer``, recipe.import_builder, sent
+    by reference), call it, convert what it returns to a Network."""
     from ..io.bmtk_compat import single_process
     from ..io.popnet import network_from_builder_result
-    from .recipe import import_builder
-    func = import_builder(ref, folders)
+    func = importer(ref, folders)
     with single_process():
         try:
             result = func(**args)
@@ -72,10 +72,10 @@ def _discard() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def call(ref: str, folders: list, args: dict, convert: dict, shown: dict):
+def call(importer, ref: str, folders: list, args: dict, convert: dict, shown: dict):
     """The builder's Network for ``args``, computed in this thread's helper process."""
     limit = float(config("sweep.builder-timeout"))
-    future = _pool().submit(_run, ref, [str(f) for f in folders], args, convert, shown)
+    future = _pool().submit(_run, importer, ref, [str(f) for f in folders], args, convert, shown)
     try:
         return future.result(timeout=limit)
     except FutureTimeout:

@@ -166,7 +166,7 @@ class Recipe:
         args = dict(self.builder_args or {})
         args.update(params)
         if isolate.isolated() and not self.callable_builder:  # own process, time limit (sweep/isolate.py)
-            return isolate.call(self.builder, self.folders, args, dict(
+            return isolate.call(import_builder, self.builder, self.folders, args, dict(
                 components_dir=self.components_dir, rates=self.input_rates, simulation=self.simulation,
                 group_by=self.group_by, base_dir=self.base_dir), dict(params))
         with single_process():
