@@ -30,7 +30,7 @@ from ..config import get as config
 from ..errors import StoreError
 from ..store import DONE, FAILED, PENDING, SweepStore, now
 from . import points as pts
-from . import runner
+from . import provenance, runner
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,9 @@ class _Initial:
         return getattr(self._sweep, name)
 
 
-def prepare_store(sweep, path) -> SweepStore:
+def prepare_store(sweep, path, accept_changed: bool = False) -> SweepStore:
     """Create the store with the first learner's first batch, or check that an existing store
-    belongs to this sweep (the caller holds the writer lock)."""
+    belongs to this sweep and its code (the caller holds the writer lock)."""
     path = Path(path)
     if not path.exists():
         outer = outer_points(sweep)
@@ -189,7 +189,8 @@ def prepare_store(sweep, path) -> SweepStore:
         learner = make_learner(sweep.adaptive, space.bounds)
         k = min(int(sweep.output["chunk_points"]), sweep.adaptive["n"])
         xs, _ = learner.ask(k)
-        store = runner.prepare_store(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path)
+        store = runner.prepare_store(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path,
+                                     accept_changed=accept_changed)
         store.set_meta(adaptive=_describe(sweep, space))
         store.consolidate()
         return store
@@ -202,6 +203,7 @@ def prepare_store(sweep, path) -> SweepStore:
     if meta.get("signature") != sweep.signature or store.parameters != sweep.parameter_names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the adaptive goal")
+    provenance.check_identity(store, sweep, accept_changed, added=0, created=False)
     described = _describe(sweep, Space.of(sweep))
     for name, (lo, hi) in (meta.get("adaptive") or {}).get("extent", {}).items():  # earlier ranges
         if name in described["extent"]:
@@ -357,11 +359,13 @@ class Learners:
 
 # --------------------------------------------------------------------------- the driver
 def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progress: bool = False,
-                 max_in_flight: int | None = None, lock: bool = True, prepared: SweepStore | None = None):
+                 max_in_flight: int | None = None, lock: bool = True, prepared: SweepStore | None = None,
+                 accept_changed: bool = False):
     """Run (or resume, or continue toward a new goal) an adaptive sweep into ``store``."""
     t_start = time.perf_counter()
     with runner.writer_lock(store) if lock else nullcontext():
-        st = prepared if prepared is not None else prepare_store(sweep, store)
+        st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed)
+        run = provenance.start(st, sweep)
         learners = Learners(sweep, st)
         again = learners.replay(retry_failed)
         summary = runner.RunSummary(Path(store), st.npoints)
@@ -372,6 +376,7 @@ def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progr
         summary.counts = st.counts()
         losses = learners.losses()
         reached = all(learners.done(i) for i in range(len(learners.learners)))
+        provenance.finish(st, run, summary, [], write_error)
         if write_error is not None:
             c = summary.counts
             raise StoreError(f"cannot write to {store}: {write_error} ({c['done']} done, {c['failed']} failed, "

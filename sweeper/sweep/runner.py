@@ -73,7 +73,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     An existing store made with other code or network files is refused, naming them, unless
     ``accept_changed`` (:func:`.provenance.check_identity`)."""
     if getattr(sweep, "adaptive", None) is not None:  # points chosen while it runs
-        return DRIVERS["adaptive"].prepare_store(sweep, path)
+        return DRIVERS["adaptive"].prepare_store(sweep, path, accept_changed)
     path = Path(path)
     table = sweep.points()
     names = sweep.parameter_names
@@ -290,7 +290,8 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         sweep = Sweep.from_file(sweep)
     if sweep.adaptive is not None:  # learners choose the points: sweep.adaptive
         return DRIVERS["adaptive"].run_adaptive(sweep, store, client=client, retry_failed=retry_failed, progress=progress,
-                            max_in_flight=max_in_flight, lock=lock, prepared=prepared)
+                            max_in_flight=max_in_flight, lock=lock, prepared=prepared,
+                            accept_changed=accept_changed)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
         st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed=accept_changed)
