@@ -259,3 +259,15 @@ def test_adaptive_sweep_is_checked_and_has_a_history(tmp_path, cluster_env):
     assert accepted.returncode == 0, accepted.stderr
     history = sh([SWEEPER, "show", "a.zarr", "--history"], env=cluster_env, cwd=tmp_path).stdout
     assert "run 2" in history and "ACCEPTED: network input net.json changed" in history
+
+
+def test_adaptive_sweep_ships_a_callable_builder(tmp_path, client):
+    def local(tf: float):  # defined here: only its pickled code can reach the worker processes
+        return tiny(n=1, tf=tf)
+
+    sweep = Sweep(builder=local, parameters={"tf": {"range": [0.01, 0.03]}},
+                  axes=[{"adaptive": {"parameters": ["tf"], "metric": "mean_rate", "population": "e",
+                                      "goal": {"n": 6}}}], output={"chunk_points": 2})
+    summary = run_sweep(sweep, tmp_path / "a.zarr", client=client)
+    assert summary.ok, summary.failures
+    assert summary.counts["done"] >= 6 and [e["event"] for e in read_history(tmp_path / "a.zarr")] == ["start", "end"]

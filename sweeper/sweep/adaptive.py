@@ -403,13 +403,14 @@ def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max
     retries = int(config("sweep.task-retries"))
     path = str(learners.store.path.resolve())
     key = f"{learners.sweep.hash}-{os.getpid()}-{time.time_ns()}"
+    builder = learners.sweep.recipe.shipped_function  # a builder given as a Python callable
     chunk_of = {}
     pending = as_completed()
     write_error = None
 
     def submit(chunk):
-        fut = cl.submit(runner.run_chunk, path, chunk, retry_failed, key=f"sweeper-adaptive-{key}-{chunk}",
-                        pure=False, retries=retries)
+        fut = cl.submit(runner.run_chunk, path, chunk, retry_failed, builder=builder,
+                        key=f"sweeper-adaptive-{key}-{chunk}", pure=False, retries=retries)
         chunk_of[fut] = chunk
         pending.add(fut)
 
