@@ -235,7 +235,9 @@ def export(store, out):
 @click.option("--units", multiple=True, metavar="NAME=UNITS", help="Units of an added metric.")
 @click.option("--recompute", is_flag=True, help="Compute every metric of STORE again from its traces.")
 @click.option("--workers", type=int, default=None, help="Local workers (default: number of cores).")
-def metrics(store, add, units, recompute, workers):
+@click.option("--spec", "spec", type=click.Path(dir_okay=False), default=None,
+              help="The spec naming the store's own metrics (needed to --recompute them).")
+def metrics(store, add, units, recompute, workers, spec):
     """Metrics of STORE: list them, add your own, or compute them again, from the stored traces
     (one Dask task per chunk; nothing is simulated again)."""
     from ..store import SweepStore
@@ -251,7 +253,7 @@ def metrics(store, add, units, recompute, workers):
         pairs = dict(item.split("=", 1) for item in add)
         with connect("local", n_workers=workers) as client:
             summary = add_metrics(store, pairs, recompute=recompute,
-                                  units=dict(item.split("=", 1) for item in units), client=client)
+                                  units=dict(item.split("=", 1) for item in units), client=client, spec=spec)
         click.echo(f"{store}: computed {', '.join(summary.computed) or 'nothing'} "
                    f"({summary.chunks} chunks)")
         for index, reason in summary.failures[:20]:

@@ -276,7 +276,7 @@ class SweepStore:
         self.group.create_array(var.name, shape=shape, chunks=(self.chunk_points,) + shape[1:],
                                 dtype=var.numpy_dtype(self.meta["dtype"]), fill_value=var.fill,
                                 dimension_names=list(var.dims), attributes=var.cf_attrs(),
-                                compressors=checksummed())
+                                compressors=checksummed(), overwrite=True)  # one an interrupted add left
 
     def write_metrics(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray,
                       status: np.ndarray | None = None, errors: list[str] | None = None):
