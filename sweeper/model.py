@@ -418,12 +418,35 @@ def validate_network(net: Network, where: str = "network") -> None:
         nsyn = to_float(c.nsyn, f"{cw}.nsyn")
         if nsyn < 0:
             raise ModelError(f"nsyn must be >= 0, got {nsyn!r}", f"{cw}.nsyn")
+        check_dist(c.weights, f"{cw}.weights")
+        check_dist(c.delays, f"{cw}.delays")
         for v in c.delays.values:
             if v < 0:
                 raise ModelError(f"delay {v!r} is negative", f"{cw}.delays")
 
 
+def check_dist(d: Any, where: str) -> None:
+    """A distribution made in Python (a builder, the API) gets the checks Dist.parse makes on files:
+    values and probabilities of one non-zero length, finite, probabilities >= 0 summing to 1."""
+    if not isinstance(d, Dist):
+        raise ModelError(f"expected a distribution (sweeper.model.Dist), got {d!r}", where)
+    if len(d.values) == 0 or len(d.values) != len(d.probs):
+        raise ModelError(f"'values' ({len(d.values)}) and 'probs' ({len(d.probs)}) must have the same "
+                         "non-zero length", where)
+    for i, v in enumerate(d.values):
+        if not is_number(v) or not math.isfinite(v):
+            raise ModelError(f"value {v!r} is not a finite number", f"{where}.values[{i}]")
+    for i, q in enumerate(d.probs):
+        if not is_number(q) or not math.isfinite(q) or q < 0:
+            raise ModelError(f"probability {q!r} is not a finite number >= 0", f"{where}.probs[{i}]")
+    total = float(np.sum(d.probs))
+    if abs(total - 1.0) >= 1e-12:
+        raise ModelError(f"probabilities sum to {total!r}, not 1", f"{where}.probs")
+
+
 def _validate_internal(p: InternalPopulation, where: str) -> None:
+    check_dist(p.tau_m, f"{where}.tau_m")
+    check_dist(p.p0, f"{where}.p0")
     for key in ("v_min", "v_max", "dv", "tol", "initial_firing_rate"):
         if key != "tol" or p.tol is not None:  # tol None: the method's fallback (engine.methods)
             to_float(getattr(p, key), f"{where}.{key}")

@@ -237,17 +237,17 @@ def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(
 def test_ctrl_c_stops_the_run_with_a_message_keeps_its_points_and_a_rerun_resumes(tmp_path, client, reference):
     spec, store = write_spec(tmp_path), tmp_path / "s.zarr"
     gate = Gate(tmp_path / "gate", r"/s\.zarr/status/c/7\.")  # the last chunk never commits
-    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "2", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gate.env())
-    held, _path = gate.wait(proc)
+    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "2", "--processes",
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=gate.env())
+    gate.wait(proc)
     _wait_for(proc, lambda: SweepStore.open(store).counts()["done"] > 0, "a finished chunk")
-    proc.send_signal(signal.SIGINT)
-    # the held worker is stuck inside a task, which a local cluster's close waits for (known, see
-    # docs/reliability.md "Faults"): end it, as a user would end a hung worker
-    os.kill(held, signal.SIGKILL)
+    proc.send_signal(signal.SIGINT)  # the held worker process is ended by the cluster's close
     out, err = proc.communicate(timeout=300)
     counts = assert_only_correct_points(store, reference)
-    assert proc.returncode == 130 and "Traceback" not in err and "WARNING" not in err, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    # worker processes log Dask's own notes on the cancelled tasks (their log is not the CLI's)
+    assert not [x for x in err.splitlines() if "WARNING" in x and "distributed." not in x], err
     assert err.splitlines()[-1] == (f"sweeper: interrupted; {store} keeps {counts['done']} done and "
                                     f"{counts['failed']} failed points ({counts['pending']} pending): run the "
                                     "same command again to resume")

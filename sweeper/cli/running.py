@@ -95,6 +95,8 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
         try:
             with writer_lock(store):
                 prepared = prepare_store(sweep, store, accept_changed=accept_changed)
+                if sweep.adaptive is None and not prepared.todo_chunks(retry_failed):
+                    return run_sweep(sweep, store, retry_failed=retry_failed, lock=False, prepared=prepared)
                 with start(kind) as client:
                     try:
                         return run_sweep(sweep, store, client=client, retry_failed=retry_failed,

@@ -121,6 +121,9 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
             click.echo(f"  point {index} ({pid}): {reason}", err=True)
         if len(summary.failures) > 20:
             click.echo(f"  ... and {len(summary.failures) - 20} more (see `sweeper status {store}`)", err=True)
+    if summary.counts.get("failed", 0) and not retry_failed:
+        click.echo(f"sweeper: {summary.counts['failed']} point(s) of {store} failed; after fixing the cause, "
+                   "run the same command with --retry-failed to compute them again", err=True)
     if not summary.ok:
         sys.exit(1)
 

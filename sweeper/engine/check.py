@@ -34,6 +34,7 @@ def check_network(net: Network, where: str = "network", sample: bool = True) -> 
                              f"{pw}.update_method")
         check_grid(pop.v_min, pop.v_max, pop.dv, pw)
     dt = float(net.simulation.dt)
+    _check_delay_lengths(net, dt, where)
     for i, c in enumerate(net.connections):
         if c.delay_queue is not None:
             need = max(delay_steps(c.delays, dt)) + 1
@@ -44,6 +45,19 @@ def check_network(net: Network, where: str = "network", sample: bool = True) -> 
     if sample:
         _check_samples(net, where)
     return net
+
+
+def _check_delay_lengths(net: Network, dt: float, where: str) -> None:
+    """A delay of many steps is a history the engine must hold: refused above
+    ``engine.max-delay-steps`` before any array is made (a delay of 1e6 s is a typo)."""
+    from ..config import get as config
+    limit = int(config("engine.max-delay-steps"))
+    for i, c in enumerate(net.connections):
+        d = max((abs(float(v)) for v in c.delays.values), default=0.0)
+        if not np.isfinite(d / dt) or d / dt > limit:
+            raise ModelError(f"a delay of {d!r} s is {d / dt:.3g} steps of dt={dt!r}, more than "
+                             f"engine.max-delay-steps={limit:.3g} (a typo? delays are in seconds)",
+                             f"{where}: connections[{i}] ({c.source}->{c.target}).delays")
 
 
 def _check_samples(net: Network, where: str) -> None:

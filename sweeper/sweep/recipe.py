@@ -162,8 +162,13 @@ class Recipe:
         are converted with the recipe's components_dir, input_rates, group_by and simulation.
         bmtk runs as single-process code here, also on one rank of an MPI job."""
         from ..io.popnet import network_from_builder_result
+        from . import isolate
         args = dict(self.builder_args or {})
         args.update(params)
+        if isolate.isolated() and not self.callable_builder:  # own process, time limit (sweep/isolate.py)
+            return isolate.call(self.builder, self.folders, args, dict(
+                components_dir=self.components_dir, rates=self.input_rates, simulation=self.simulation,
+                group_by=self.group_by, base_dir=self.base_dir), dict(params))
         with single_process():
             try:
                 result = self.builder_function(**args)

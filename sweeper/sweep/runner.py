@@ -25,7 +25,7 @@ from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now, variables
 from . import points as pts
 from . import provenance, usermetrics
-from .recipe import Recipe
+from .recipe import Recipe, plain
 from .resume import heal
 from .spec import Sweep
 
@@ -186,15 +186,21 @@ def _recipe(meta: dict) -> Recipe:
     return _recipe_of(json.dumps(meta["recipe"], sort_keys=True))
 
 
-def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str]):
+def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], errors: list[str],
+              times: np.ndarray | None = None, every: int = 1):
     """The network of every point to compute, validated once; a point that cannot be built gets
     its reason in ``errors``."""
+    from .pointcheck import check_time
     nets, rows = [], []
+    tf_swept = any(p is not None and p.area == "simulation" and p.field == "tf" for p in recipe.paths.values())
     for j in np.flatnonzero(todo):
         point = {k: v[j] for k, v in params.items()}
         try:
             net = recipe.network_for(point)
             check_network(net, where="point")
+            if times is not None and recipe.is_builder:
+                where = "point " + ", ".join(f"{k}={plain(v)!r}" for k, v in point.items())
+                check_time(net, times, every, tf_swept, where)
             if net.recorded != pops:
                 raise SweeperError(f"recorded populations {net.recorded} differ from the store's {pops}")
         except SweeperError as exc:
@@ -250,7 +256,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
     new_status = np.full(n, FAILED, dtype=np.int8)
     errors = [""] * n
 
-    nets, rows = _networks(recipe, params, todo, pops, errors)
+    nets, rows = _networks(recipe, params, todo, pops, errors, times, every)
     for j, result in zip(rows, simulate_batch(nets) if nets else []):
         if isinstance(result, Exception):
             errors[j] = str(result)
@@ -322,10 +328,12 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
         run = provenance.start(st, sweep)
         chunks = st.todo_chunks(retry_failed)
         summary = RunSummary(Path(store), st.npoints)
-        with _default_client(client) as cl:
-            write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
-                                      _progress(len(chunks), progress, cl), max_in_flight,
-                                      builder=sweep.recipe.shipped_function)
+        write_error = None
+        if chunks:  # a resume with nothing to do needs no cluster
+            with _default_client(client) as cl:
+                write_error = _run_chunks(cl, st, chunks, sweep.hash, retry_failed, summary,
+                                          _progress(len(chunks), progress, cl), max_in_flight,
+                                          builder=sweep.recipe.shipped_function)
         summary.counts = st.counts()
         provenance.finish(st, run, summary, chunks, write_error)
         if write_error is not None:

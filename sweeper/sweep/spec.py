@@ -29,7 +29,7 @@ from .validate import SpecChecks
 
 TOP_KEYS = ("name", "description", "network", "builder", "builder_path", "builder_args", "simulation",
             "parameters", "axes", "replicates", "derived", "constraints", "output", "metrics",
-            "components_dir", "input_rates", "group_by")
+            "components_dir", "input_rates", "group_by", "warnings")
 
 
 class Sweep(SpecChecks):
@@ -109,7 +109,9 @@ class Sweep(SpecChecks):
         # A file network is loaded first; a builder is called once with the first point's values
         # (after the parameters are parsed) and paths are then resolved against what it returned.
         is_builder = "builder" in spec
-        base = None if is_builder else self._try_base(P)
+        from . import specfaults
+        sim_ok = specfaults.check_simulation(spec, P)
+        base = None if is_builder or not sim_ok else self._try_base(P)
 
         params = spec.get("parameters") or {}
         if not isinstance(params, dict) or not params:
@@ -136,8 +138,19 @@ class Sweep(SpecChecks):
                   f"{max_points:.0e}: split the sweep")
         if base is not None and not P.items:
             self._check_values(base, P)
+        if not P.items:
+            specfaults.check_parameters(self, P)
+        from . import plausibility
+        plausibility.check_setting(spec, P)
+        if base is not None and not P.items:
+            specfaults.check_derived_values(self, P)
+        if base is not None and not P.items:
+            from .limits import check_sweep
+            check_sweep(self, base, P)  # steps and memory per task, before anything runs
         if P.items:
             raise SpecError(P.items)
+        if base is not None:
+            self.plausibility = plausibility.report(self, base)  # warnings, not errors
         self._recipe.paths = {**self.paths, **{n: d[1] for n, d in self.derived.items()}}
 
     # -- the network

@@ -311,7 +311,7 @@ class SpecChecks:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 P.add(("output", k), f"must be an integer >= 1, got {v!r}")
         w = out["metric_window"]
-        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0):
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf")):
             P.add(("output", "metric_window"), f"must be a positive number of seconds, got {w!r}")
         return out
 
