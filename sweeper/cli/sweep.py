@@ -128,7 +128,7 @@ def status(store):
     """Counts of pending / done / failed points in STORE, and the failures."""
     from ..analysis import status_text
     from ..store import SweepStore
-    from ..sweep.lock import describe, holder
+    from ..store.lock import describe, holder
 
     lock = holder(SweepStore.open(store).path)
     click.echo(status_text(store, describe(lock) if lock else None))
