@@ -85,6 +85,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
     lock and (for an existing store) store errors all come before any cluster starts; a new store
     is made while the cluster starts."""
     from ..cluster import start
+    from ..engine.warm import ensure_warm
     from ..sweep import Sweep, run_sweep
     from ..sweep.runner import prepare_store, writer_lock
 
@@ -98,6 +99,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
                 try:
                     with start(kind) as client:
                         prepared = job.result()  # a refusal here stops the cluster just started
+                        ensure_warm()  # compiled here once, so the workers load it from disk
                         try:
                             return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
                                              progress=progress, lock=False, prepared=prepared)
