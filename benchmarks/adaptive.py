@@ -96,8 +96,15 @@ def run(sweep, store: Path, client) -> float:
     when it was complete already."""
     from sweeper.store import SweepStore
     from sweeper.sweep import run_sweep
+    from sweeper.errors import StoreError
     t = time.perf_counter()
-    summary = run_sweep(sweep, store, client=client)
+    try:
+        summary = run_sweep(sweep, store, client=client)
+    except StoreError as exc:  # a kept store of other code or another spec: make it again
+        print(f"remaking {store}: {exc}", file=sys.stderr)
+        shutil.rmtree(store)
+        t = time.perf_counter()
+        summary = run_sweep(sweep, store, client=client)
     if not summary.ok:
         raise SystemExit(f"{store}: {summary.counts} {summary.failures[:3]}")
     if summary.computed:
@@ -145,7 +152,7 @@ def main(argv=None) -> int:
 def _figure(store: Path, ground: Path, out: Path):
     """The ground truth beside the adaptive store's map (sweeper's adaptive plot)."""
     from matplotlib.figure import Figure
-    from sweeper.adaptive_plot import draw_map
+    from sweeper.analysis.adaptive_plot import draw_map
     xy, y = metric_of(ground)
     n = int(round(np.sqrt(len(y))))
     fig = Figure(figsize=(11.5, 4.6), layout="constrained")
@@ -202,8 +209,31 @@ def _report(args, rows, seconds, truth_y, figure: Path) -> str:
     lines += ["", "The mean absolute error is the norm least favourable to adaptive sampling: the learner "
               "spends its points where the metric changes fast, so the largest errors shrink most, while the "
               "many small errors of the flat regions, where it puts few points, stay.", "",
-              f"![ground truth and the adaptive store]({figure.name})", ""]
+              f"![ground truth and the adaptive store]({figure.name})", "", STORE_NOTES]
     return "\n".join(lines)
+
+
+STORE_NOTES = """## What an adaptive store holds
+
+An adaptive sweep writes the same store as any sweep (the README's layout): one row per point,
+in the order the learners asked for them, every chunk written by one task. Its
+`attrs["sweeper"]` has two more entries:
+
+- `adaptive`: the axis as run last: `parameters`, `learner`, `metric`, `population`, `loss`,
+  `goal`, `outer` (the parameters of the other axes, one learner per combination), `ranges`
+  (`name: [low, high, log]`) and `extent` (the union of the ranges of every run, which
+  `sweeper verify` checks the points against);
+- `adaptive_state`: where the last run left its learners: `points` and `losses` per learner
+  (the learner's own loss over its finished points; null while it is not finite) and
+  `goal_reached`.
+
+Resuming needs nothing else: the learners are rebuilt from the points, their status and the
+driving metric. Done points with a finite metric are told to the learner; failed points, and
+done points whose metric is not finite (NaN), are told as pending for good, which python-adaptive
+takes as "being computed": it neither uses them nor asks for them again (telling NaN would make
+the loss NaN). Points a killed run left pending are simulated again. A point the learner asks
+for that the store already holds (possible after a range is changed) is not simulated twice.
+"""
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ everything that needs the engine (numba), Dask or the store is imported on first
 ``import sweeper`` stays fast.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 DISTRIBUTION = "popnet-sweeper"  # the name on PyPI (`sweeper` there is an unrelated package)
 
 try:
-    __version__ = version(DISTRIBUTION)
-except PackageNotFoundError:  # running from a source tree without install
+    __version__ = _metadata.version(DISTRIBUTION)
+except _metadata.PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
 from .errors import ModelError, SimulationError, SpecError, StoreError, SweeperError  # noqa: E402
@@ -49,4 +49,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    # the public API, not the names this module uses internally
+    return sorted(set(__all__) | {"DISTRIBUTION"})

@@ -66,6 +66,13 @@ def peak_rate(rates, times, window):
         return np.nanmax(rates, axis=2)
 
 
+def trough_rate(rates, times, window):
+    inside = final_window(rates, times, window)
+    with np.errstate(invalid="ignore"):
+        low = np.where(inside, rates, np.inf).min(axis=2)
+    return np.where(inside.any(axis=2), low, np.nan)
+
+
 def peak_time(rates, times, window):
     finite = np.isfinite(rates).any(axis=2)
     k = np.argmax(np.where(np.isfinite(rates), rates, -np.inf), axis=2)
@@ -172,6 +179,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("final_rate", final_rate, "Hz", "firing rate at the last finite sample"),
     Metric("peak_rate", peak_rate, "Hz", "highest firing rate of the run"),
     Metric("peak_time", peak_time, "s", "time of the highest firing rate"),
+    Metric("trough_rate", trough_rate, "Hz", "lowest firing rate in the final metric window"),
     Metric("settle_time", settle_time, "s",
            "time after which the rate stays within the settle band of its final-window mean"),
     Metric("osc_freq", osc_freq, "Hz", "dominant oscillation frequency in the final window (0: none)"),

@@ -125,6 +125,10 @@ def test_adaptive_sweep_runs_verifies_and_opens(tmp_path, client):
     # the same spec again: the goal is met, nothing to do
     again = run_sweep(Sweep.from_file(spec), store, client=client)
     assert again.computed == 0 and again.points == 20
+    assert again.adaptive["goal_reached"] and again.adaptive["points"] == [20]
+    out = CliRunner().invoke(main, ["run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"])
+    assert out.exit_code == 0 and "adaptive: 1 learner(s), 20-20 points each" in out.output, out.output
+    assert "goal reached" in out.output
 
 
 def _plotted_points(ax) -> int:
@@ -133,7 +137,7 @@ def _plotted_points(ax) -> int:
 
 def test_plot_of_an_adaptive_store(tmp_path, client):
     from matplotlib.collections import PathCollection
-    from sweeper.adaptive_plot import adaptive_figure
+    from sweeper.analysis.adaptive_plot import adaptive_figure
     (tmp_path / "failing.py").write_text(BUILDER.replace("NET", repr(str(NET))))
     spec, store = tmp_path / "b.yaml", tmp_path / "p.zarr"
     spec.write_text(BUILDER_SPEC.replace("n: 28", "n: 16"))

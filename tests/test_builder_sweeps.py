@@ -23,7 +23,7 @@ SPEC = JOBS / "bmtk_builder_nsyn.yaml"
 SWEEPER = str(Path(sys.executable).with_name("sweeper"))
 NSYNS = [0, 10, 20, 40]
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
 def sh(cmd, *, env, cwd, timeout) -> subprocess.CompletedProcess:
@@ -47,7 +47,7 @@ def local_store(tmp_path_factory, cluster_env):
     """Local threads through the CLI: the reference for the other launchers."""
     where = tmp_path_factory.mktemp("local")
     done = sh([SWEEPER, "run", SPEC, "-o", "local.zarr", "--workers", 2, "--no-progress"],
-              env=cluster_env, cwd=where, timeout=120)
+              env=cluster_env, cwd=where, timeout=400)
     assert done.returncode == 0, done.stderr
     return where / "local.zarr"
 
@@ -63,7 +63,7 @@ def test_local_threads_complete_with_integer_nsyns(local_store):
 
 def test_worker_processes_give_the_same_store(local_store, cluster_env, tmp_path):
     done = sh([SWEEPER, "run", SPEC, "-o", "p.zarr", "--workers", 2, "--processes", "--no-progress"],
-              env=cluster_env, cwd=tmp_path, timeout=150)
+              env=cluster_env, cwd=tmp_path, timeout=400)
     assert done.returncode == 0, done.stderr
     assert_same_store(tmp_path / "p.zarr", local_store)
 
@@ -71,7 +71,7 @@ def test_worker_processes_give_the_same_store(local_store, cluster_env, tmp_path
 @pytest.mark.mpi
 def test_mpiexec_gives_the_same_store(require_mpi, local_store, cluster_env, tmp_path):
     done = sh([require_mpi, "-n", 4, SWEEPER, "run", SPEC, "-o", "mpi.zarr", "--cluster", "mpi", "--no-progress"],
-              env=cluster_env, cwd=tmp_path, timeout=150)
+              env=cluster_env, cwd=tmp_path, timeout=400)
     assert done.returncode == 0, done.stderr
     assert "4 done, 0 failed, 0 pending of 4 points" in done.stdout
     assert_same_store(tmp_path / "mpi.zarr", local_store)
@@ -80,8 +80,8 @@ def test_mpiexec_gives_the_same_store(require_mpi, local_store, cluster_env, tmp
 @pytest.mark.slurm
 @pytest.mark.mpi
 def test_sweeper_submit_gives_the_same_store(require_slurm, require_mpi, local_store, cluster_env, tmp_path):
-    done = sh([SWEEPER, "submit", SPEC, "-o", "sub.zarr", "--time", "00:05:00", "--wait", "--timeout", 200],
-              env=cluster_env, cwd=tmp_path, timeout=240)
+    done = sh([SWEEPER, "submit", SPEC, "-o", "sub.zarr", "--time", "00:10:00", "--wait", "--timeout", 400],
+              env=cluster_env, cwd=tmp_path, timeout=450)
     job = done.stdout.split()[0] if done.stdout.split() else "?"
     log = tmp_path / f"sub-slurm-{job}.out"
     assert done.returncode == 0, done.stderr + (log.read_text() if log.exists() else "")
@@ -92,7 +92,7 @@ def test_sweeper_submit_gives_the_same_store(require_slurm, require_mpi, local_s
 @pytest.mark.slurm
 def test_slurm_worker_jobs_give_the_same_store(require_slurm, local_store, cluster_env, tmp_path):
     done = sh([SWEEPER, "run", SPEC, "-o", "jq.zarr", "--cluster", "slurm", "--jobs", 2, "--interface", "lo",
-               "--walltime", "00:10:00", "--no-progress"], env=cluster_env, cwd=tmp_path, timeout=200)
+               "--walltime", "00:10:00", "--no-progress"], env=cluster_env, cwd=tmp_path, timeout=400)
     assert done.returncode == 0, done.stderr
     assert "Slurm cluster, 2 worker jobs" in done.stderr
     assert_same_store(tmp_path / "jq.zarr", local_store)

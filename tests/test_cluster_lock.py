@@ -216,3 +216,13 @@ def test_run_into_a_path_without_a_name_is_one_line(tmp_path, bad):
     result = invoke("run", _spec(tmp_path), "-o", bad, "--no-progress")
     assert result.exit_code == 2
     assert result.output == f"sweeper: error: -o: {bad!r} is not a store path; give a folder to create or resume, like out/run.zarr\n"
+
+
+def test_creating_a_store_with_glob_characters_leaves_another_runs_half_made_store(tmp_path):
+    other = tmp_path / "data1.zarr.creating-999999"  # another run creating data1.zarr right now
+    other.mkdir()
+    (other / "zarr.json").write_text("{}")
+    mine = tmp_path / "data[1].zarr"
+    result = invoke("run", _spec(tmp_path), "-o", mine, "--workers", "1", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert (other / "zarr.json").exists() and (mine / "zarr.json").exists()

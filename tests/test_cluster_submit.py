@@ -45,9 +45,9 @@ sweep=$!
 # to the sweep's ranks, so the sweep stops cleanly (chunks in flight finished or left pending, the
 # store's lock released) and the job ends with exit status 143. Through Slurm, not to srun itself:
 # srun answers SIGTERM by killing its tasks. A trapped signal ends `wait` early: wait again.
-forward() {
-  if [ -n "${SLURM_JOB_ID:-}" ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$sweep"; fi
-}
+forward() {{
+  if [ -n "${{SLURM_JOB_ID:-}}" ]; then scancel --signal=TERM "$SLURM_JOB_ID"; else kill -TERM "$sweep"; fi
+}}
 trap 'forward 2>/dev/null || true' TERM INT
 while true; do
   wait "$sweep" && status=0 || status=$?

@@ -376,3 +376,18 @@ def test_whole_bin_weight_in_a_silent_population_gives_dipdes_roundoff():
     assert np.all(r_ref[0, 1:] != 0.0) and np.abs(r_ref[0, 1:]).max() < 1e-12  # roundoff, not 0
     assert np.all(res.rates[0, 1:] != 0.0)
     assert np.abs(res.rates - r_ref).max() <= 1e-6 * np.abs(r_ref[0, 1:]).max()
+
+
+@pytest.mark.parametrize("grid", [dict(v_min=-0.02, v_max=0.02, dv=5e-4), dict(v_min=0.0, v_max=0.02, dv=5e-4),
+                                  dict(v_min=-0.05, v_max=0.02, dv=1e-3)])
+def test_gmres_with_a_narrow_band_is_solved_directly_and_follows_the_spec(grid):
+    # jumps of a bin or two both ways, strong inputs: solved by the banded direct solver
+    # (one solve per step, counted as one iteration) and equal to the literal method
+    pop = InternalPopulation("e", tau_m=Dist.delta(0.01), update_method="gmres", tol=1e-14,
+                             p0=Dist.parse({"values": [0.0, 0.0051], "probs": [0.5, 0.5]}), **grid)
+    exts = (ExternalPopulation("bg", parse_rate("3000 + 1000*sin(200*t)")), ExternalPopulation("inh", parse_rate(800.0)))
+    conns = (Connection("bg", "e", 4, Dist.delta(grid["dv"] * 1.5)), Connection("inh", "e", 3, Dist.delta(-grid["dv"] * 2)),
+             Connection("e", "e", 20, Dist.delta(grid["dv"] * 0.7), Dist.delta(2e-4)))
+    net = Network((pop,) + exts, conns, Simulation(0.0, 0.02, 2e-4), "banded")
+    res = compare(net)
+    assert res.info["iterations"]["e"] == 100  # one direct solve per step

@@ -1,5 +1,5 @@
-"""Issue 13.3: a kill at EVERY named step of creation, chunk write, extension, structure repair
-and completion leaves a store that the next run completes, that `verify` accepts, and whose
+"""Issue 13.3: a kill at EVERY named step of creation, chunk write, extension, structure repair,
+completion and a metric added to a finished store (`sweeper metrics --add`) leaves a store that the next run completes, that `verify` accepts, and whose
 every point equals the uninterrupted run's.
 
 The kill is ``os._exit`` at the step named by SWEEPER_TEST_CRASH_AT (sweeper.store.crash), in a
@@ -122,7 +122,7 @@ def test_a_killed_extension_keeps_every_done_point_without_computing_it_again(re
 
 
 # --------------------------------------------------------------------------- the list is complete
-def test_the_steps_tested_are_every_step_a_run_passes(refs, tmp_path):
+def test_the_steps_tested_are_every_step_a_run_passes(refs, with_metric, tmp_path):
     spec, more, base, _ = refs
     log, store = tmp_path / "steps.log", tmp_path / "s.zarr"
     env = {crash.CRASH_LOG: str(log)}
@@ -132,8 +132,51 @@ def test_the_steps_tested_are_every_step_a_run_passes(refs, tmp_path):
     g = zarr.open_group(str(store), mode="r+", use_consolidated=False)
     g["rate"].resize((14,))  # an extension killed after its parameters
     assert sweeper_run(more, store, env).returncode == 1
+    assert sweeper_metrics(store, env).returncode == 0
     seen = set(log.read_text().split())
     tested = set(crash.CREATE_STEPS) | set(write_steps(base)) | {"run.completed"} | set(crash.EXTEND_STEPS) \
-        | set(crash.REPAIR_STEPS)
+        | set(crash.REPAIR_STEPS) | set(crash.METRIC_STEPS)
     assert seen == tested, (seen ^ tested)
     assert np.array_equal(arrays(store)["status"] > 0, np.ones(12, dtype=bool))
+
+
+# --------------------------------------------------------------------------- a metric added
+OWN = '''
+import numpy as np
+
+def last_over_peak(t, rates, params):
+    return rates[:, -1] / np.max(rates, axis=1)
+'''
+
+
+def sweeper_metrics(store, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([SWEEPER, "metrics", str(store), "--add", "lop=integrity_own_metric:last_over_peak",
+                           "--workers", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def with_metric(refs, tmp_path_factory):
+    """The base store with the metric added without interruption."""
+    spec, _, base, _ = refs
+    (spec.parent / "integrity_own_metric.py").write_text(OWN)
+    store = tmp_path_factory.mktemp("metric-ref") / "m.zarr"
+    shutil.copytree(base, store)
+    assert sweeper_metrics(store).returncode == 0
+    return store
+
+
+@pytest.mark.parametrize("step", crash.METRIC_STEPS)
+def test_kill_while_adding_a_metric_then_the_same_command_completes(refs, with_metric, tmp_path, step):
+    spec, _, base, _ = refs
+    store = tmp_path / "s.zarr"
+    shutil.copytree(base, store)
+    killed = sweeper_metrics(store, {crash.CRASH_AT: step})
+    assert killed.returncode == crash.EXIT_STATUS, (killed.stdout, killed.stderr)
+    if step in ("metric.committed", "metric.chunk"):
+        assert any("were being computed" in line for line in verify_store(store))
+    if step != "metric.done":  # after its last step the metric is in: nothing to do again
+        again = sweeper_metrics(store)
+        assert again.returncode == 0, again.stderr
+    assert verify_store(store) == []
+    assert_same_store(store, with_metric)

@@ -82,3 +82,26 @@ def test_a_resume_builds_networks_from_the_users_spec_only(hostile, tmp_path, cl
     assert result.exit_code == 1 and "10 done, 2 failed, 0 pending" in result.output, result.output
     assert "(4 computed" in result.output
     assert verify_store(store, spec=more) == []
+
+
+def _name_evil_metric(store, code):
+    g = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    meta = dict(g.attrs["sweeper"])
+    meta["user_metrics"] = {"mean_rate_own": {"function": "evil:build", "identity": "0" * 16}}
+    g.attrs["sweeper"] = meta
+    arr = g.create_array("mean_rate_own", shape=g["mean_rate"].shape, chunks=g["mean_rate"].chunks,
+                         dtype="float64", fill_value=float("nan"))
+    arr[:] = g["mean_rate"][:]
+    SweepStore.open(store).consolidate()
+
+
+def test_a_metric_function_the_store_names_is_never_run(hostile, client, tmp_path):
+    spec, store, code = hostile
+    _name_evil_metric(store, code)
+    for command in (["verify"], ["status"], ["show"], ["metrics", "--recompute", "--workers", "1"]):
+        result = invoke(command[0], store, *command[1:])
+        assert result.exit_code in (0, 1, 2), result.output
+    assert "code a store names is never run" in invoke("metrics", store, "--recompute").output
+    SweepStore.open(store, mode="r+").mark_pending([0])  # a resume now has a point to compute
+    refused = run_cli(client, spec, store)
+    assert refused.exit_code == 2 and "which the spec does not name" in refused.output, refused.output

@@ -79,3 +79,11 @@ def test_thresholds_come_from_the_config(monkeypatch):
 def test_every_metric_has_units_and_a_name():
     for m in M.METRICS:
         assert m.long_name and (m.units or m.attrs.get("flag_meanings")), m.name
+
+
+def test_trough_rate_is_the_lowest_sample_of_the_final_window():
+    m = one(10 + 3 * np.sin(2 * np.pi * 17 * T))
+    assert m["trough_rate"] == pytest.approx(7, rel=1e-4)
+    step_down = one(np.where(T < 1.9, 50.0, 4.0))  # the drop lies inside the final 0.5 s
+    assert step_down["trough_rate"] == 4.0 and step_down["peak_rate"] == 50.0
+    assert np.isnan(M.compute(np.full((1, 1, T.size), np.nan), T, WINDOW)["trough_rate"][0, 0])

@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "jobs"
 SWEEPER = str(Path(sys.executable).with_name("sweeper"))
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 
-def sh(cmd, *, env, cwd, timeout=150) -> subprocess.CompletedProcess:
+def sh(cmd, *, env, cwd, timeout=400) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=timeout)
 
@@ -202,7 +202,7 @@ def test_callable_builder_from_a_notebook(tmp_path):
     store = tmp_path / "nb.zarr"
     cells = [NOTEBOOK_CELLS[0] + f"\nSTORE = {str(store)!r}"] + NOTEBOOK_CELLS[1:]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbclient.NotebookClient(nb, timeout=240, kernel_name="python3").execute(cwd=str(tmp_path))
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute(cwd=str(tmp_path))
     out = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     assert "RESULT True 3" in out
     st = SweepStore.open(store)
@@ -224,3 +224,18 @@ def test_store_without_identity_gets_one_on_its_next_run(job, tmp_path, cluster_
     assert shown.returncode == 0 and "no history recorded" in shown.stdout
     again = prepare_store(Sweep.from_file(job), tmp_path / "s.zarr")
     assert again.provenance["accepted"] == [] and SweepStore.open(tmp_path / "s.zarr").meta["identity"]
+
+
+def test_changed_metric_function_is_refused_by_name(tmp_path, cluster_env):
+    shutil.copy(JOBS / "networks" / "single_population.json", tmp_path / "net.json")
+    (tmp_path / "mymetrics.py").write_text(
+        "import numpy as np\n\ndef peak(t, rates, point):\n    return np.max(rates, axis=1)\n")
+    spec = tmp_path / "m.yaml"
+    spec.write_text("network: net.json\nsimulation: {tf: 0.01}\n"
+                    "parameters:\n  r: {path: inputs.bg.rate, values: [50.0, 100.0]}\n"
+                    "metrics:\n  peak: {function: 'mymetrics:peak'}\n")
+    run = [SWEEPER, "run", spec, "-o", "s.zarr", "--workers", 1, "--no-progress"]
+    assert sh(run, env=cluster_env, cwd=tmp_path, timeout=400).returncode == 0
+    edit(tmp_path / "mymetrics.py", "np.max(rates, axis=1)", "np.max(rates, axis=1) * 1.0")
+    refused = sh(run, env=cluster_env, cwd=tmp_path)
+    assert refused.returncode == 2 and "metric function peak changed since the store was made" in refused.stderr

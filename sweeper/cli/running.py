@@ -32,7 +32,8 @@ def stop_signals(ignore: bool = False):
     winds down: chunks in flight end or stay pending, the lock is released, a summary printed); a
     second SIGINT exits at once, without a traceback; further SIGTERMs are ignored while winding
     down (Slurm sends one to the job and one through the batch script). ``ignore``: ignore both
-    (the scheduler and worker ranks of an MPI job). The previous handlers return afterwards."""
+    (the scheduler and worker ranks of an MPI job). The previous handlers return afterwards,
+    unless a stop came: then the process is ending, and a second Ctrl-C must still end it."""
     seen: list[int] = []
 
     def handler(signum, frame):
@@ -51,8 +52,9 @@ def stop_signals(ignore: bool = False):
     try:
         yield
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        if not seen:  # after a stop the process is ending: a second Ctrl-C must still end it at once
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def store_path(store: str) -> str:

@@ -113,6 +113,9 @@ def run(spec, store, cluster, scheduler, workers, jobs, queue, account, walltime
     c = summary.counts
     click.echo(f"{store}: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
                f"of {summary.points} points ({summary.computed} computed in {summary.seconds:.1f} s)")
+    if getattr(summary, "adaptive", None):  # an adaptive sweep: where its learners stand
+        from ..sweep.adaptive import goal_text
+        click.echo(goal_text(summary.adaptive))
     if summary.failures:
         click.echo(f"{len(summary.failures)} point(s) failed in this run:", err=True)
         for index, pid, reason in summary.failures[:20]:
@@ -201,15 +204,16 @@ def plot(store, out, x, y, metric, population, reduce, traces, points, color_by,
         path = plot_traces(store, out, points=list(points) or None, population=population, color_by=color_by,
                            **fixed)
     elif x is None and y is None and not fixed and _adaptive(store):  # sampled points and their map
-        from ..adaptive_plot import plot_adaptive
-        path = plot_adaptive(store, out, metric=metric, population=population)
+        from ..analysis.adaptive_plot import plot_adaptive
+        given = click.get_current_context().get_parameter_source("metric") != click.core.ParameterSource.DEFAULT
+        path = plot_adaptive(store, out, metric=metric if given else None, population=population)  # default: its own
     else:
         path = plot_metric(store, out, x=x, y=y, metric=metric, population=population, reduce=reduce, **fixed)
     click.echo(f"wrote {path}")
 
 
 def _adaptive(store) -> bool:
-    from ..adaptive_plot import is_adaptive
+    from ..analysis.adaptive_plot import is_adaptive
     return is_adaptive(store)
 
 
@@ -232,7 +236,9 @@ def export(store, out):
 @click.option("--units", multiple=True, metavar="NAME=UNITS", help="Units of an added metric.")
 @click.option("--recompute", is_flag=True, help="Compute every metric of STORE again from its traces.")
 @click.option("--workers", type=int, default=None, help="Local workers (default: number of cores).")
-def metrics(store, add, units, recompute, workers):
+@click.option("--spec", "spec", type=click.Path(dir_okay=False), default=None,
+              help="The spec naming the store's own metrics (needed to --recompute them).")
+def metrics(store, add, units, recompute, workers, spec):
     """Metrics of STORE: list them, add your own, or compute them again, from the stored traces
     (one Dask task per chunk; nothing is simulated again)."""
     from ..store import SweepStore
@@ -248,7 +254,7 @@ def metrics(store, add, units, recompute, workers):
         pairs = dict(item.split("=", 1) for item in add)
         with connect("local", n_workers=workers) as client:
             summary = add_metrics(store, pairs, recompute=recompute,
-                                  units=dict(item.split("=", 1) for item in units), client=client)
+                                  units=dict(item.split("=", 1) for item in units), client=client, spec=spec)
         click.echo(f"{store}: computed {', '.join(summary.computed) or 'nothing'} "
                    f"({summary.chunks} chunks)")
         for index, reason in summary.failures[:20]:

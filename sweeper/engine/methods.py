@@ -103,8 +103,9 @@ class Exact(UpdateMethod):
 
 class Gmres(UpdateMethod):
     """Backward Euler ``(I - dt J) p_new = p`` (docs/method.md §8.4). DiPDE solves it with
-    GMRES at relative tolerance ``tol``; sweeper solves the same system by Gauss-Seidel
-    sweeps until a sweep changes the solution by at most ``min(tol, 1e-12) * ||p||_2``:
+    GMRES at relative tolerance ``tol``; sweeper solves the same system directly when the
+    operator's band is narrow (kernels_gmres.use_band), else by Gauss-Seidel sweeps until a
+    sweep changes the solution by at most ``min(tol, 1e-12) * ||p||_2``:
     a ``tol`` above 1e-12 (including the 1e-5 that ``tol: null`` means) is clamped, so
     sweeper's answer is the backward-Euler solution to about 1e-12 whatever ``tol`` says,
     and agrees with DiPDE's to about DiPDE's own solver error at that ``tol``."""

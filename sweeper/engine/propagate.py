@@ -28,7 +28,8 @@ from numba import njit
 
 from .codes import APPROX_ORDER, APPROX_TOL, BACKWARD_EULER, FAIL_SERIES, OK
 from .kernels_common import _assemble, _finish_span
-from .kernels_gmres import _reuse_last_step, step_backward_euler
+from .kernels_gmres import (_reuse_last_step, band_setup, band_widths, step_backward_euler,
+                            step_backward_euler_banded, use_band)
 from .kernels_taylor import _expm_action, _taylor_order, _taylor_tol
 
 
@@ -72,6 +73,23 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
             mmax = max(mmax, dcnt[b, i])
             for m in range(dptr[b, i], dptr[b, i] + dcnt[b, i]):
                 pad = max(pad, abs(doff[m]))
+    # gmres operators with a narrow band are solved directly (per member and population, from
+    # its own offsets, so that a network's arithmetic does not depend on its batch)
+    banded = np.zeros((B, P), dtype=np.bool_)
+    kwidth = np.zeros((B, P, 2), dtype=np.int64)
+    wmax = 1
+    for b in range(B):
+        for i in range(n_pop):
+            if method[i] == BACKWARD_EULER:
+                kl, ku = band_widths(dcnt[b, i], doff[dptr[b, i]:dptr[b, i] + dcnt[b, i]])
+                kwidth[b, i, 0] = kl
+                kwidth[b, i, 1] = ku
+                if use_band(kl, ku):
+                    banded[b, i] = True
+                    wmax = max(wmax, kl + ku + 1)
+    ab = np.empty((P, wmax, nmax))
+    bz = np.empty((P, 2, nmax))
+    bs = np.empty((P, 2, 2))
     term = np.empty(nmax)
     tmp = np.empty(nmax)
     tmp2 = np.empty(nmax)
@@ -189,7 +207,15 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                 m = method[i]
                 M = dcnt[b, i]
                 d0 = dptr[b, i]
-                if m == BACKWARD_EULER:  # writes its solution to ypad[pad:pad + n]
+                if m == BACKWARD_EULER and banded[b, i]:  # writes its solution to ypad[pad:pad + n]
+                    kl = kwidth[b, i, 0]
+                    ku = kwidth[b, i, 1]
+                    if fresh:
+                        band_setup(n, dt, diag[i], M, doff[d0:d0 + M], V[i], kl, ku, ab[i], bz[i], bs[i], theff[i],
+                                   fleff[i], has_th, has_fl, zb0, zb1, nz)
+                    work_out[b, i] += step_backward_euler_banded(p, o, n, dt, kl, ku, ab[i], bz[i], bs[i], theff[i],
+                                                                 fleff[i], has_th, has_fl, nz, ypad[pad:pad + n])
+                elif m == BACKWARD_EULER:
                     work_out[b, i] += step_backward_euler(p, o, n, lo, dt, tol[b, i], i, fresh, diag, M,
                                                           doff[d0:d0 + M], V, theff, fleff, flags, zb0, zb1, inv,
                                                           achain, cols, sweep_info, term, tmp, tmp2, ypad, pad,

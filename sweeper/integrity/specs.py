@@ -4,7 +4,7 @@ no builder is imported or called)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class Expected:
     populations: list[str] | None   # likewise
     full_length: bool               # every done trace spans the whole time axis
     adaptive: Sweep | None = None   # an adaptive spec: its points are checked against its axes
+    metric_functions: dict = field(default_factory=dict)  # the user's own metrics, from the user's spec only
 
 
 def from_user(sweep: Sweep) -> Expected:
@@ -54,8 +55,10 @@ def from_user(sweep: Sweep) -> Expected:
     swept = list(sweep.paths.values()) + [d[1] for d in sweep.derived.values()]
     full = "network" in sweep.spec and not any(
         p is not None and p.area == "simulation" and p.field == "tf" for p in swept)
+    from ..sweep import usermetrics
+    funcs = usermetrics.functions(sweep.user_metrics, sweep.recipe.folders) if sweep.user_metrics else {}
     return Expected(sweep.source, table, names, pts.point_ids(table, names), time_axis(sweep, table),
-                    list(probe.recorded), full)
+                    list(probe.recorded), full, metric_functions=funcs)
 
 
 def from_store(st: SweepStore) -> Expected:

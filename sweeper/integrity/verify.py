@@ -33,6 +33,10 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
     report = Report()
     if not _shapes(st, report):
         return report
+    pending = st.meta.get("metrics_pending") or []
+    if pending:
+        report.other(f"metric(s) {', '.join(pending)} were being computed when `sweeper metrics` stopped: "
+                     "run the same command again")
     _decode_written_once(st, report)
     times = readable(lambda: st.times)
     axis_ok = times is not None and not damaged_axis(times)
@@ -47,7 +51,8 @@ def verify(path, *, check_spec: bool = True, spec=None, recompute=None, client=N
     full = expect.full_length if expect is not None else False
     status = np.full(st.npoints, -1, dtype=int)
     for c in range(st.nchunks):
-        _chunk(st, c, times if axis_ok else None, full, status, report)
+        _chunk(st, c, times if axis_ok else None, full, status, report,
+               expect.metric_functions if expect is not None else {})
     _ids(st, report)
     if expect is not None and expect.adaptive is not None:
         from ..sweep.adaptive import check_points
@@ -112,7 +117,7 @@ def _read(arr, sl):
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _chunk(st: SweepStore, c: int, times, full: bool, status_out: np.ndarray, report: Report):
+def _chunk(st: SweepStore, c: int, times, full: bool, status_out: np.ndarray, report: Report, own: dict):
     """Decode every task-written array of chunk ``c`` and check its points."""
     g, sl = st.group, st.chunk_slice(c)
     idx = np.arange(sl.start, sl.stop)
@@ -144,7 +149,7 @@ def _chunk(st: SweepStore, c: int, times, full: bool, status_out: np.ndarray, re
         if not values["error"][j]:
             report.point(idx[j], "marked failed without a reason")
     if times is not None:
-        _metrics(st, idx, status, rates, times, values, report)
+        _metrics(st, idx, status, rates, times, values, report, own)
 
 
 def _done_point(st, i, trace, times, full, report) -> None:
@@ -160,12 +165,20 @@ def _done_point(st, i, trace, times, full, report) -> None:
                         f"(NaN after t={times[length]:g} s)")
 
 
-def _metrics(st, idx, status, rates, times, values, report):
+def _metrics(st, idx, status, rates, times, values, report, own: dict):
     """Built-in metrics of done points equal what their stored traces give: to 1e-12 for float64
     traces (the worker computed them from the same numbers; batched FFTs and fits may differ in
     the last bit with the rows beside them), to float32 rounding otherwise."""
     names = [n for n in st.metric_names if n in metric_table.BY_NAME]
     want = metric_table.compute(rates, times, st.meta.get("metric_window"), names)
+    own = {k: f for k, f in own.items() if k in st.metric_names and k not in want}
+    if own:  # the user's own metrics, from the user's spec (never from what the store names)
+        from ..sweep import usermetrics
+        sl = slice(int(idx[0]), int(idx[-1]) + 1)
+        values_own, _ = usermetrics.compute(own, times, rates, st.params(sl), np.flatnonzero(status == DONE),
+                                            [""] * len(idx))
+        want.update(values_own)
+        names += list(own)
     rtol, atol = (1e-12, 0.0) if st.group["rates"].dtype == np.float64 else (1e-6, 1e-9)
     for j in np.flatnonzero(status == DONE):
         for name in names:

@@ -20,7 +20,7 @@ EXIT_STATUS = 99
 CREATE_STEPS = ("create.arrays", "create.attrs", "create.consolidated", "create.renamed")
 EXTEND_STEPS = ("extend.parameters", "extend.resized", "extend.ids", "extend.committed", "extend.consolidated")
 REPAIR_STEPS = ("repair.cut", "repair.ids")
-METRIC_STEPS = ("metric.array", "metric.committed", "metric.chunk")
+METRIC_STEPS = ("metric.array", "metric.committed", "metric.chunk", "metric.done")  # sweeper metrics
 RUN_STEPS = ("run.completed",)
 
 

@@ -309,7 +309,7 @@ class SweepStore:
         self.group.create_array(var.name, shape=shape, **task_chunks(shape, self.chunk_points),
                                 dtype=var.numpy_dtype(self.meta["dtype"]), fill_value=var.fill,
                                 dimension_names=list(var.dims), attributes=var.cf_attrs(),
-                                compressors=checksummed())
+                                compressors=checksummed(), overwrite=True)  # one an interrupted add left
 
     def write_metrics(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray,
                       status: np.ndarray | None = None, errors: list[str] | None = None):

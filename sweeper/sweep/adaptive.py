@@ -30,7 +30,7 @@ from ..config import get as config
 from ..errors import StoreError
 from ..store import DONE, FAILED, PENDING, SweepStore, now
 from . import points as pts
-from . import runner
+from . import provenance, runner
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class _Initial:
         return getattr(self._sweep, name)
 
 
-def prepare_store(sweep, path) -> SweepStore:
+def prepare_store(sweep, path, *, accept_changed: bool = False) -> SweepStore:
     """Create the store with the first learner's first batch, or check that an existing store
     belongs to this sweep (the caller holds the writer lock)."""
     path = Path(path)
@@ -189,26 +189,29 @@ def prepare_store(sweep, path) -> SweepStore:
         learner = make_learner(sweep.adaptive, space.bounds)
         k = min(int(sweep.output["chunk_points"]), sweep.adaptive["n"])
         xs, _ = learner.ask(k)
-        store = runner.prepare_store(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path)
+        store = runner.prepare_store(_Initial(sweep, batch_table(sweep, outer, 0, space, xs)), path,
+                                     accept_changed=accept_changed)
         store.set_meta(adaptive=_describe(sweep, space))
         store.consolidate()
         return store
     store = SweepStore.open(path, mode="r+")
-    dropped = store.repair()
-    if dropped:
-        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
-                    "point(s) removed)")
     meta = store.meta
     if meta.get("signature") != sweep.signature or store.parameters != sweep.parameter_names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the adaptive goal")
+    runner.use_users_recipe(store, sweep)
+    dropped = store.repair()
+    if dropped:
+        log.warning(f"sweeper: {path}: finished undoing an interrupted extension ({dropped} partly added "
+                    "point(s) removed)")
+    provenance.check_identity(store, sweep, accept_changed, added=0, created=False)
     described = _describe(sweep, Space.of(sweep))
     for name, (lo, hi) in (meta.get("adaptive") or {}).get("extent", {}).items():  # earlier ranges
         if name in described["extent"]:
             old = described["extent"][name]
             described["extent"][name] = [min(lo, old[0]), max(hi, old[1])]
     store.set_meta(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
-                   recipe=sweep.recipe.to_dict(), adaptive=described)
+                   recipe=sweep.recipe.to_dict(), coordinates=sweep.coordinates(), adaptive=described)
     store.consolidate()
     return store
 
@@ -239,6 +242,14 @@ def describe_text(sweep) -> str:
         + (f", one per point of {', '.join(outer_names(sweep))}" if outer else ""),
         f"at most:     {a['n'] * learners} points, in chunks of {sweep.output['chunk_points']}",
         f"parameters:  {', '.join(sweep.parameter_names)}"])
+
+
+def goal_text(state: dict) -> str:
+    """One line on where a run left its learners (``state``: RunSummary.adaptive)."""
+    losses = [x for x in state["losses"] if x is not None]
+    loss = f"largest loss {max(losses):.4g}" if losses else "loss not yet finite"
+    return (f"adaptive: {len(state['points'])} learner(s), {min(state['points'])}-{max(state['points'])} points "
+            f"each, {loss}; goal " + ("reached" if state["goal_reached"] else "not reached: run again to continue"))
 
 
 # --------------------------------------------------------------------------- the learners' state
@@ -357,28 +368,33 @@ class Learners:
 
 # --------------------------------------------------------------------------- the driver
 def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progress: bool = False,
-                 max_in_flight: int | None = None, lock: bool = True, prepared: SweepStore | None = None):
+                 max_in_flight: int | None = None, lock: bool = True, prepared: SweepStore | None = None,
+                 accept_changed: bool = False):
     """Run (or resume, or continue toward a new goal) an adaptive sweep into ``store``."""
     t_start = time.perf_counter()
     with runner.writer_lock(store) if lock else nullcontext():
-        st = prepared if prepared is not None else prepare_store(sweep, store)
+        st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed=accept_changed)
+        run = provenance.start(st, sweep)
         learners = Learners(sweep, st)
         again = learners.replay(retry_failed)
         summary = runner.RunSummary(Path(store), st.npoints)
+        chunks: list[int] = []
         with runner._default_client(client) as cl:
             write_error = _drive(cl, learners, again, retry_failed, summary, max_in_flight,
-                                 _Progress(learners, progress))
+                                 _Progress(learners, progress), chunks)
         summary.points = st.npoints
         summary.counts = st.counts()
+        provenance.finish(st, run, summary, sorted(chunks), write_error)
         losses = learners.losses()
         reached = all(learners.done(i) for i in range(len(learners.learners)))
         if write_error is not None:
             c = summary.counts
             raise StoreError(f"cannot write to {store}: {write_error} ({c['done']} done, {c['failed']} failed, "
                              f"{c['pending']} pending points kept; make room, then run again to resume)")
+        summary.adaptive = {"losses": [x if math.isfinite(x) else None for x in losses],
+                            "points": learners.points.tolist(), "goal_reached": reached}
         try:
-            st.set_meta(adaptive_state={"losses": [x if math.isfinite(x) else None for x in losses],
-                                        "points": learners.points.tolist(), "goal_reached": reached},
+            st.set_meta(adaptive_state=summary.adaptive,
                         **({"completed": now()} if reached and summary.counts["pending"] == 0 else {}))
             st.consolidate()
         except OSError as exc:
@@ -388,9 +404,11 @@ def run_adaptive(sweep, store, *, client=None, retry_failed: bool = False, progr
     return summary
 
 
-def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max_in_flight, bar) -> str | None:
+def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max_in_flight, bar,
+           chunks: list[int]) -> str | None:
     """Keep batches in flight until every learner meets its goal; tell each written chunk to its
-    learner. Returns why the store could not be written, if it could not."""
+    learner (``chunks`` collects the chunks handed out). Returns why the store could not be
+    written, if it could not."""
     from distributed import as_completed
 
     workers = len(cl.scheduler_info().get("workers", {}))
@@ -402,9 +420,12 @@ def _drive(cl, learners: Learners, again: list, retry_failed: bool, summary, max
     pending = as_completed()
     write_error = None
 
+    builder = learners.sweep.recipe.shipped_function  # a builder given as a Python callable
+
     def submit(chunk):
-        fut = cl.submit(runner.run_chunk, path, chunk, retry_failed, key=f"sweeper-adaptive-{key}-{chunk}",
-                        pure=False, retries=retries)
+        fut = cl.submit(runner.run_chunk, path, chunk, retry_failed, builder=builder,
+                        key=f"sweeper-adaptive-{key}-{chunk}", pure=False, retries=retries)
+        chunks.append(chunk)
         chunk_of[fut] = chunk
         pending.add(fut)
 

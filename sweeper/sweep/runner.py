@@ -74,7 +74,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     An existing store made with other code or network files is refused, naming them, unless
     ``accept_changed`` (:func:`.provenance.check_identity`)."""
     if getattr(sweep, "adaptive", None) is not None:  # points chosen while it runs
-        return DRIVERS["adaptive"].prepare_store(sweep, path)
+        return DRIVERS["adaptive"].prepare_store(sweep, path, accept_changed=accept_changed)
     path = Path(path)
     table = sweep.points()
     names = sweep.parameter_names
@@ -124,6 +124,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     old = store.point_ids()
     grows = len(ids) - len(old) if not (len(old) == len(ids) and np.array_equal(old, ids)) else 0
     provenance.check_identity(store, sweep, accept_changed, added=grows, created=False)
+    refuse_store_code(store, sweep, grows)
     if not grows:
         return store
     known = set(old)
@@ -143,13 +144,36 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     return store
 
 
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
 def use_users_recipe(store: SweepStore, sweep: Sweep):
-    """Workers build networks from the store's recipe: make it the one the user's spec of THIS
-    run produced (a store received from elsewhere may name other code)."""
-    mine = sweep.recipe.to_dict()
-    if json.dumps(store.meta.get("recipe"), sort_keys=True, default=str) != json.dumps(mine, sort_keys=True, default=str):
-        store.set_meta(recipe=mine)
+    """Workers build networks from the store's recipe and import its user metrics: make both the
+    ones the user's spec of THIS run gives (a store received from elsewhere may name other code)."""
+    meta, changes = store.meta, {}
+    if not _same(meta.get("recipe"), sweep.recipe.to_dict()):
+        changes["recipe"] = sweep.recipe.to_dict()
+    stored, mine = meta.get("user_metrics") or {}, getattr(sweep, "user_metrics", None) or {}
+    own = {k: mine[k] for k in stored if k in mine}
+    if not _same(own, {k: stored[k] for k in own}):
+        changes["user_metrics"] = dict(stored, **own)
+    if changes:
+        store.set_meta(**changes)
         store.consolidate()
+
+
+def refuse_store_code(store: SweepStore, sweep: Sweep, grows: int):
+    """A store's own metric functions (added with `sweeper metrics --add`) that the user's spec
+    does not name are never run: refuse a run that would have to compute them."""
+    stored, mine = store.meta.get("user_metrics") or {}, getattr(sweep, "user_metrics", None) or {}
+    foreign = {k: v.get("function") for k, v in stored.items() if k not in mine}
+    c = store.counts()
+    if foreign and (grows or c["pending"]):
+        named = ", ".join(f"{k} ({ref})" for k, ref in foreign.items())
+        raise StoreError(f"{store.path} computes metric(s) {named}, which the spec does not name; code named "
+                         "only by a store is never run: finish the store with the spec it was made with, "
+                         "then add the metric again to a copy made from this spec")
 
 
 # --------------------------------------------------------------------------- the task
@@ -293,8 +317,9 @@ def run_sweep(sweep: Sweep | str | os.PathLike, store, *, client=None, retry_fai
     if not isinstance(sweep, Sweep):
         sweep = Sweep.from_file(sweep)
     if sweep.adaptive is not None:  # learners choose the points: sweep.adaptive
-        return DRIVERS["adaptive"].run_adaptive(sweep, store, client=client, retry_failed=retry_failed, progress=progress,
-                            max_in_flight=max_in_flight, lock=lock, prepared=prepared)
+        return DRIVERS["adaptive"].run_adaptive(sweep, store, client=client, retry_failed=retry_failed,
+                                                progress=progress, max_in_flight=max_in_flight, lock=lock,
+                                                prepared=prepared, accept_changed=accept_changed)
     t_start = time.perf_counter()
     with writer_lock(store) if lock else nullcontext():
         st = prepared if prepared is not None else prepare_store(sweep, store, accept_changed=accept_changed)

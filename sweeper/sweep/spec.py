@@ -225,7 +225,7 @@ class Sweep(SpecChecks):
                 info["units"] = path.units
             info["role"] = "derived" if name in self.derived else "axis"
             info["axis"] = next((kind for kind, body in self.axes
-                                 if name in (body["parameters"] if kind == "sample" else body)), "derived")
+                                 if name in (body["parameters"] if kind in ("sample", "adaptive") else body)), "derived")
             out[name] = info
         return out
 

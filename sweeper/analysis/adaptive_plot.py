@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError
-from .store import DONE, FAILED, SweepStore
+from ..errors import StoreError
+from ..store import DONE, FAILED, SweepStore
 
 MAX_ROWS = 6  # learners drawn (the first ones); more would make an unreadable figure
 
