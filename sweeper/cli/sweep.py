@@ -40,7 +40,7 @@ def _size(nbytes: float) -> str:
 @click.option("-n", "--rows", default=10, show_default=True, help="How many points to show.")
 def expand(spec, rows):
     """Show how many points SPEC makes, the first rows and the output size; simulate nothing."""
-    from ..sweep import Sweep
+    from ..sweep import Sweep, sizing
     from ..sweep.runner import time_axis
 
     sweep = Sweep.from_file(spec)
@@ -54,13 +54,14 @@ def expand(spec, rows):
     t = time_axis(sweep, table) if n else np.zeros(0)
     itemsize = 4 if sweep.output["dtype"] == "float32" else 8
     npop = len(base.recorded)
+    task = sizing.for_sweep(sweep, base, max(n, 1), len(t)).task_points  # as the store will be made
     click.echo(f"spec:        {spec}")
     click.echo(f"points:      {n}")
     click.echo(f"parameters:  {', '.join(sweep.parameter_names)}")
     click.echo(f"populations: {', '.join(base.recorded)}")
     click.echo(f"samples:     {len(t)} per trace (t = {t[0] if len(t) else 0:g} .. {t[-1] if len(t) else 0:g} s)")
     click.echo(f"output:      {_size(n * npop * len(t) * itemsize)} of traces ({sweep.output['dtype']}, "
-               f"{-(-n // sweep.output['chunk_points'])} chunks of {sweep.output['chunk_points']} points)")
+               f"{-(-n // task)} tasks of {task} points)")
     if n:
         click.echo("")
         click.echo(_table(table, min(rows, n)))
