@@ -36,7 +36,7 @@ def _run(ref: str, folders: list, args: dict, convert: dict, shown: dict):
     """In the helper process: import the builder, call it, convert what it returns to a Network."""
     from ..io.bmtk_compat import single_process
     from ..io.popnet import network_from_builder_result
-    from .recipe import import_builder
+    from .usercode import import_builder
     func = import_builder(ref, folders)
     with single_process():
         try:
