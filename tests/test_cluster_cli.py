@@ -11,7 +11,7 @@ from sweeper.store.lock import lock_path
 
 NET = Path(__file__).resolve().parents[1] / "jobs" / "networks" / "single_population.json"
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # a first kernel compile on a loaded machine is slow
 
 
 def run(tmp_path, *options, env=None):

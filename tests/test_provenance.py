@@ -239,3 +239,35 @@ def test_changed_metric_function_is_refused_by_name(tmp_path, cluster_env):
     edit(tmp_path / "mymetrics.py", "np.max(rates, axis=1)", "np.max(rates, axis=1) * 1.0")
     refused = sh(run, env=cluster_env, cwd=tmp_path)
     assert refused.returncode == 2 and "metric function peak changed since the store was made" in refused.stderr
+
+
+def test_adaptive_sweep_is_checked_and_has_a_history(tmp_path, cluster_env):
+    shutil.copy(JOBS / "networks" / "single_population.json", tmp_path / "net.json")
+    spec = tmp_path / "a.yaml"
+    text = ("network: net.json\nsimulation: {tf: 0.02}\n"
+            "parameters:\n  rate: {path: inputs.bg.rate, range: [20.0, 400.0]}\n"
+            "axes:\n  - adaptive: {parameters: [rate], metric: mean_rate, population: e, goal: {n: N}}\n"
+            "output: {chunk_points: 4}\n")
+    spec.write_text(text.replace("N", "8"))
+    run = [SWEEPER, "run", spec, "-o", "a.zarr", "--workers", 1, "--no-progress"]
+    assert sh(run, env=cluster_env, cwd=tmp_path).returncode == 0
+    edit(tmp_path / "net.json", '"tau_m": 0.02', '"tau_m": 0.021')
+    spec.write_text(text.replace("N", "12"))
+    refused = sh(run, env=cluster_env, cwd=tmp_path)
+    assert refused.returncode == 2 and "network input net.json changed since the store was made" in refused.stderr
+    accepted = sh(run + ["--accept-changed"], env=cluster_env, cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    history = sh([SWEEPER, "show", "a.zarr", "--history"], env=cluster_env, cwd=tmp_path).stdout
+    assert "run 2" in history and "ACCEPTED: network input net.json changed" in history
+
+
+def test_adaptive_sweep_ships_a_callable_builder(tmp_path, client):
+    def local(tf: float):  # defined here: only its pickled code can reach the worker processes
+        return tiny(n=1, tf=tf)
+
+    sweep = Sweep(builder=local, parameters={"tf": {"range": [0.01, 0.03]}},
+                  axes=[{"adaptive": {"parameters": ["tf"], "metric": "mean_rate", "population": "e",
+                                      "goal": {"n": 6}}}], output={"chunk_points": 2})
+    summary = run_sweep(sweep, tmp_path / "a.zarr", client=client)
+    assert summary.ok, summary.failures
+    assert summary.counts["done"] >= 6 and [e["event"] for e in read_history(tmp_path / "a.zarr")] == ["start", "end"]

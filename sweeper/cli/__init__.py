@@ -71,4 +71,4 @@ def main():
 
 
 # Registration happens on import; keep these imports at the end.
-from . import simulate, store, submit, sweep  # noqa: E402,F401
+from . import simulate, store, submit, sweep, warmup  # noqa: E402,F401

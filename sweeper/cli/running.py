@@ -84,8 +84,10 @@ def _stopped(store, exc: KeyboardInterrupt):
 
 def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_changed: bool = False):
     """``sweeper run`` with a cluster started (or joined) by this process; spec, cluster-option,
-    lock and store errors all come before any cluster starts."""
+    lock and (for an existing store) store errors all come before any cluster starts; a new store
+    is made while the cluster starts."""
     from ..cluster import start
+    from ..engine.warm import ensure_warm
     from ..sweep import Sweep, run_sweep
     from ..sweep.runner import prepare_store, writer_lock
 
@@ -94,18 +96,59 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
     with stop_signals():
         try:
             with writer_lock(store):
-                prepared = prepare_store(sweep, store, accept_changed=accept_changed)
-                if sweep.adaptive is None and not prepared.todo_chunks(retry_failed):
-                    return run_sweep(sweep, store, retry_failed=retry_failed, lock=False, prepared=prepared)
-                with start(kind) as client:
-                    try:
-                        return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                         progress=progress, lock=False, prepared=prepared)
-                    except KeyboardInterrupt:
-                        quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
-                        raise
+                job = Preparing(lambda: prepare_store(sweep, store, accept_changed=accept_changed),
+                                background=not Path(store).exists())
+                try:
+                    if job.thread is None:  # an existing store, prepared already: maybe nothing to do
+                        prepared = job.result()
+                        if sweep.adaptive is None and not prepared.todo_chunks(retry_failed):
+                            return run_sweep(sweep, store, retry_failed=retry_failed, lock=False, prepared=prepared)
+                    with start(kind) as client:
+                        prepared = job.result()  # a refusal here stops the cluster just started
+                        ensure_warm()  # compiled here once, so the workers load it from disk
+                        try:
+                            return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
+                                             progress=progress, lock=False, prepared=prepared)
+                        except KeyboardInterrupt:
+                            quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
+                            raise
+                finally:
+                    job.wait()  # the lock is released only once the store is made
         except KeyboardInterrupt as exc:
             _stopped(store, exc)
+
+
+class Preparing:
+    """Preparing the store: a new one in a thread while the cluster starts (creating a big store
+    and starting workers both take seconds); an existing one at once, so that a store refused
+    for its spec or code is refused before any cluster starts."""
+
+    def __init__(self, make, background: bool):
+        import threading
+
+        self.make, self.value, self.error, self.thread = make, None, None, None
+        if background:
+            self.thread = threading.Thread(target=self._run, name="sweeper-prepare", daemon=True)
+            self.thread.start()
+        else:
+            self._run()
+            self.result()
+
+    def _run(self):
+        try:
+            self.value = self.make()
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+    def wait(self):
+        if self.thread is not None:
+            self.thread.join()
+
+    def result(self):
+        self.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool, accept_changed: bool = False):

@@ -38,7 +38,10 @@ def simulate_cmd(path: Path, out: Path | None):
     in bmtk's rates-file format where the config says (or to -o).
     """
     from ..api import load_network, run_popnet, simulate
+    from ..engine.warm import ensure_warm
     from ..io.formats import guess_format
+
+    ensure_warm()  # a first run on this machine says that it compiles, and for how long
 
     config = path / "config.json" if path.is_dir() else path
     fmt = guess_format(config)

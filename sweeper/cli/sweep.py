@@ -42,7 +42,7 @@ def _size(nbytes: float) -> str:
               help="List the parameter paths the network offers (SPEC may also be a network file).")
 def expand(spec, rows, list_paths):
     """Show how many points SPEC makes, the first rows and the output size; simulate nothing."""
-    from ..sweep import Sweep
+    from ..sweep import Sweep, sizing
     from ..sweep.runner import time_axis
 
     if list_paths:
@@ -69,13 +69,14 @@ def expand(spec, rows, list_paths):
     t = time_axis(sweep, table) if n else np.zeros(0)
     itemsize = 4 if sweep.output["dtype"] == "float32" else 8
     npop = len(base.recorded)
+    task = sizing.for_sweep(sweep, base, max(n, 1), len(t)).task_points  # as the store will be made
     click.echo(f"spec:        {spec}")
     click.echo(f"points:      {n}")
     click.echo(f"parameters:  {', '.join(sweep.parameter_names)}")
     click.echo(f"populations: {', '.join(base.recorded)}")
     click.echo(f"samples:     {len(t)} per trace (t = {t[0] if len(t) else 0:g} .. {t[-1] if len(t) else 0:g} s)")
     click.echo(f"output:      {_size(n * npop * len(t) * itemsize)} of traces ({sweep.output['dtype']}, "
-               f"{-(-n // sweep.output['chunk_points'])} chunks of {sweep.output['chunk_points']} points)")
+               f"{-(-n // task)} tasks of {task} points)")
     if n:
         click.echo("")
         click.echo(_table(table, min(rows, n)))

@@ -65,7 +65,8 @@ def from_store(st: SweepStore) -> Expected:
     """What the spec kept in ``st`` says, without running anything it names."""
     meta = st.meta
     sweep = PointsOnly.from_text(meta["spec"], base_dir=meta.get("base_dir", "."),
-                                 source="the spec kept in the store")
+                                 source="the spec kept in the store",
+                                 round_values="coordinates" in meta)  # older stores: values as numpy made them
     if sweep.adaptive is not None:
         return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=object), None, None,
                         stored_full_length(meta), adaptive=sweep)
@@ -92,7 +93,10 @@ def expected(st: SweepStore, spec) -> Expected | str:
     try:
         if spec is None:
             return from_store(st)
-        return from_user(spec if isinstance(spec, Sweep) else Sweep.from_file(spec))
+        sweep = spec if isinstance(spec, Sweep) else Sweep.from_file(spec)
+        if "coordinates" not in st.meta and sweep.round_values:  # made before generated values were rounded
+            sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
+        return from_user(sweep)
     except SweeperError as exc:
         where = "the spec kept in the store" if spec is None else f"the spec {getattr(spec, 'source', spec)}"
         return f"{where} cannot be expanded: {exc}"

@@ -50,6 +50,26 @@ def checksummed() -> list:
     return [ZstdCodec(level=0), Crc32cCodec()]
 
 
+def task_chunks(shape: tuple, chunk_points: int) -> dict:
+    """``chunks`` (and ``shards``) of a per-point array written by tasks of ``chunk_points`` points.
+
+    One task owns one file: a shard of ``chunk_points`` points when that is bigger than about
+    ``store.chunk-bytes`` (then reads decode inner chunks of about that size), else one chunk.
+    So a task never shares a file with another task, and files grow with tasks, not points."""
+    row = int(np.prod(shape[1:], dtype=np.int64)) * 8
+    inner = max(1, int(config("store.chunk-bytes")) // max(1, row))
+    if inner >= chunk_points:
+        return {"chunks": (chunk_points,) + tuple(shape[1:])}
+    while chunk_points % inner:  # a shard holds whole inner chunks
+        inner -= 1
+    return {"chunks": (inner,) + tuple(shape[1:]), "shards": (chunk_points,) + tuple(shape[1:])}
+
+
+def file_points(arr) -> int:
+    """Points per file of ``arr``: its shard, or its chunk when it is not sharded."""
+    return (arr.shards or arr.chunks)[0]
+
+
 def kept(arr):
     """``arr`` writing every chunk, also one that holds only fill values (Zarr otherwise deletes it):
     for the arrays whose every chunk exists, so that a missing chunk file is damage."""
@@ -115,8 +135,8 @@ class SweepStore:
         index_chunk = max(c, int(config("store.coordinate-chunk")))
         for var in variables:
             shape = tuple(sizes[d] for d in var.dims)
-            chunks = ((index_chunk if var.written == "ids" else c),) + shape[1:]
-            arr = group.create_array(var.name, shape=shape, chunks=chunks, dtype=var.numpy_dtype(dtype),
+            layout = {"chunks": (index_chunk,) + shape[1:]} if var.written == "ids" else task_chunks(shape, c)
+            arr = group.create_array(var.name, shape=shape, **layout, dtype=var.numpy_dtype(dtype),
                                      fill_value=var.fill, dimension_names=list(var.dims),
                                      attributes=var.cf_attrs(), compressors=checksummed())
             if var.written == "ids":
@@ -201,6 +221,17 @@ class SweepStore:
     def nchunks(self) -> int:
         return -(-self.npoints // self.chunk_points)
 
+    def check_layout(self):
+        """Refuse a store in which two tasks would write one file (a shard or chunk holding
+        other than one task's points): one writer per file is what keeps concurrent tasks safe."""
+        c = self.chunk_points
+        for var in self.variables:
+            if var.written == "task" and var.name in self.group:
+                k = file_points(self.group[var.name])
+                if k != c:
+                    raise StoreError(f"{self.path}: array {var.name!r} stores {k} points per file but a task "
+                                     f"writes {c}: several tasks would write one file; use a new store")
+
     def chunk_slice(self, i: int) -> slice:
         c = self.chunk_points
         return slice(i * c, min((i + 1) * c, self.npoints))
@@ -250,12 +281,14 @@ class SweepStore:
         return np.flatnonzero(padded.reshape(self.nchunks, self.chunk_points).any(axis=1)).tolist()
 
     # -- writing (one chunk at a time, by the task that owns it)
-    def write_chunk(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray | None = None):
+    def write_chunk(self, i: int, values: Mapping[str, np.ndarray], mask: np.ndarray | None = None,
+                    names: list[str] | None = None):
         """Write chunk ``i``: ``values`` holds an array for every task-written variable of the store
-        (rates, each metric, error, status). Rows where ``mask`` is False are left as they are."""
+        (rates, each metric, error, status). Rows where ``mask`` is False are left as they are.
+        ``names``: those variables in table order, when the caller has them already."""
         sl = self.chunk_slice(i)
         g = self.group
-        names = [v.name for v in self.variables if v.written == "task"]
+        names = names or [v.name for v in self.variables if v.written == "task"]
         missing = [n for n in names if n not in values]
         if missing:
             raise StoreError(f"write_chunk needs {', '.join(missing)}")
@@ -273,7 +306,7 @@ class SweepStore:
         """Create an empty per-point array for ``var`` (a metric added to a finished store)."""
         sizes = {"point": self.npoints, "population": len(self.populations), "time": len(self.times)}
         shape = tuple(sizes[d] for d in var.dims)
-        self.group.create_array(var.name, shape=shape, chunks=(self.chunk_points,) + shape[1:],
+        self.group.create_array(var.name, shape=shape, **task_chunks(shape, self.chunk_points),
                                 dtype=var.numpy_dtype(self.meta["dtype"]), fill_value=var.fill,
                                 dimension_names=list(var.dims), attributes=var.cf_attrs(),
                                 compressors=checksummed(), overwrite=True)  # one an interrupted add left

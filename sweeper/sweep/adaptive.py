@@ -179,7 +179,7 @@ class _Initial:
 
 def prepare_store(sweep, path, *, accept_changed: bool = False) -> SweepStore:
     """Create the store with the first learner's first batch, or check that an existing store
-    belongs to this sweep (the caller holds the writer lock)."""
+    belongs to this sweep and its code (the caller holds the writer lock)."""
     path = Path(path)
     if not path.exists():
         outer = outer_points(sweep)

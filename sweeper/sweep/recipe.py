@@ -8,11 +8,7 @@ spec again and calls the builder only for the points it simulates.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,39 +19,7 @@ from ..errors import SpecError, SweeperError
 from ..io.bmtk_compat import single_process
 from ..model import Network
 from .paths import ParamPath
-
-_IMPORT_LOCK = threading.Lock()
-
-
-@contextmanager
-def search_path(folders: list[Path]):
-    """Let ``import`` look in ``folders`` while inside; sys.path is as before afterwards."""
-    with _IMPORT_LOCK:
-        added = [str(f) for f in folders if str(f) not in sys.path]
-        sys.path[:0] = added
-        try:
-            yield
-        finally:
-            for entry in added:
-                if entry in sys.path:
-                    sys.path.remove(entry)
-
-
-def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
-    """The function named by ``module:function``, its module found in ``folders`` first."""
-    if not isinstance(ref, str) or ref.count(":") != 1:
-        raise SpecError(f"{what} must be 'module:function', got {ref!r}")
-    module_name, func_name = ref.split(":")
-    try:
-        with search_path(folders), single_process():  # bmtk binds MPI when first imported
-            module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SpecError(f"cannot import {what} module {module_name!r}: {exc}") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise SpecError(f"module {module_name!r} has no function {func_name!r}")
-    return func
-
+from .usercode import import_builder
 
 def plain(v):
     """numpy scalars -> Python scalars (builders and validators expect plain types)."""

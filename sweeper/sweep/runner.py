@@ -24,10 +24,11 @@ from ..engine.check import check_network
 from ..errors import StoreError, SweeperError
 from ..store import DONE, FAILED, PENDING, RESERVED, SweepStore, crash, now, variables
 from . import points as pts
-from . import provenance, usermetrics
+from . import provenance, sizing, usermetrics
 from .recipe import Recipe, plain
 from .resume import heal
 from .spec import Sweep
+from .taskstore import TaskStore, task_store
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,16 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
                  "record_every": sweep.output["record_every"],
                  "recipe": sweep.recipe.to_dict(), "coordinates": sweep.coordinates(),
                  "user_metrics": sweep.user_metrics}
+        times = time_axis(sweep, table)
+        task = sizing.for_sweep(sweep, probe, len(ids), len(times))
         created = SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
-                                    times=time_axis(sweep, table), attrs=attrs,
-                                    dtype=sweep.output["dtype"], chunk_points=sweep.output["chunk_points"],
+                                    times=times, attrs=attrs,
+                                    dtype=sweep.output["dtype"], chunk_points=task.task_points,
                                     variables=variables.table(sweep.user_metrics))
         provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
         return created
     store = SweepStore.open(path, mode="r+")
+    store.check_layout()
     meta = store.meta
     if "coordinates" not in meta and sweep.round_values:  # made before generated values were rounded
         sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
@@ -219,18 +223,18 @@ def _user_functions(user_json: str, folders: tuple[str, ...]) -> dict:
     return usermetrics.functions(json.loads(user_json), [Path(f) for f in folders])
 
 
-def chunk_metrics(store: SweepStore, recipe: Recipe, rates: np.ndarray, params: dict, rows: np.ndarray,
+def chunk_metrics(view: TaskStore, recipe: Recipe, rates: np.ndarray, params: dict, rows: np.ndarray,
                   errors: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every metric of the store for one chunk: the built-ins from the traces, then the user's own
     for the points ``rows``; also the mask of points whose own metric raised (reason in ``errors``)."""
-    meta = store.meta
+    meta = view.meta
     user = meta.get("user_metrics") or {}
-    builtin = [m for m in store.metric_names if m not in user]
-    values = metric_table.compute(rates, store.times, meta.get("metric_window"), builtin)
+    builtin = [m for m in view.metric_names if m not in user]
+    values = metric_table.compute(rates, view.times, meta.get("metric_window"), builtin)
     failed = np.zeros(rates.shape[0], dtype=bool)
     if user:
         funcs = _user_functions(json.dumps(user, sort_keys=True), tuple(str(f) for f in recipe.folders))
-        own, failed = usermetrics.compute(funcs, store.times, rates, params, rows, errors)
+        own, failed = usermetrics.compute(funcs, view.times, rates, params, rows, errors)
         values.update(own)
     return values, failed
 
@@ -240,8 +244,8 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
     ``builder``: the builder function itself, when it was given as a Python callable."""
     from ..engine import simulate_batch
 
-    store = SweepStore.open(store_path, mode="r+", consolidated=True)
-    meta = store.meta
+    view = task_store(store_path)  # opened once per worker while the store's metadata is unchanged
+    store, meta = view.store, view.meta
     recipe = _recipe(meta) if builder is None else _recipe(meta).with_function(builder)
     sl = store.chunk_slice(chunk)
     status = store.status(sl)
@@ -250,7 +254,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
         todo |= status == FAILED
     params = store.params(sl)
     n = sl.stop - sl.start
-    times, pops = store.times, store.populations
+    times, pops = view.times, view.populations
     every = int(meta.get("record_every", 1))
     rates = np.full((n, len(pops), len(times)), np.nan)
     new_status = np.full(n, FAILED, dtype=np.int8)
@@ -267,12 +271,12 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
             continue
         rates[j, :, :r.shape[1]] = r[:, :len(times)]
         new_status[j] = DONE
-    values, metric_failed = chunk_metrics(store, recipe, rates, params, np.flatnonzero(todo & (new_status == DONE)),
+    values, metric_failed = chunk_metrics(view, recipe, rates, params, np.flatnonzero(todo & (new_status == DONE)),
                                           errors)
     new_status[metric_failed] = FAILED
     values.update(rates=rates, error=errors, status=new_status)
     try:
-        store.write_chunk(chunk, values, mask=todo)
+        store.write_chunk(chunk, values, mask=todo, names=view.task_written)
     except OSError as exc:  # disk full, read-only, ...: the driver stops the run (no retry, no traceback)
         return {"chunk": chunk, "computed": 0, "failed": [], "write_error": str(exc.strerror or exc)}
     ids = store.point_ids(sl)

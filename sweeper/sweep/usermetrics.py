@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..store import RESERVED
-from .recipe import import_builder
+from .usercode import import_builder
 
 KEYS = ("function", "units", "long_name")
 

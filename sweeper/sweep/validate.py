@@ -27,7 +27,8 @@ PARAM_KEYS = ("path", "values", "linspace", "logspace", "arange", "range", "log"
 
 
 def output_defaults() -> dict:
-    return {"dtype": "float64", "record_every": 1, "chunk_points": int(config("sweep.chunk-points")),
+    fixed = config("sweep.chunk-points")  # "auto": tasks sized from cost when the store is made (sizing.py)
+    return {"dtype": "float64", "record_every": 1, "chunk_points": 16 if fixed in (None, "auto") else int(fixed),
             "metric_window": None}
 
 

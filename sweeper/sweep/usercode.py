@@ -1,0 +1,46 @@
+"""Finding the user's own code: ``module:function`` references imported from the spec's folders
+(builders, metric functions), without changing ``sys.path`` for anyone else."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+from ..io.bmtk_compat import single_process
+
+_IMPORT_LOCK = threading.Lock()
+
+
+@contextmanager
+def search_path(folders: list[Path]):
+    """Let ``import`` look in ``folders`` while inside; sys.path is as before afterwards."""
+    with _IMPORT_LOCK:
+        added = [str(f) for f in folders if str(f) not in sys.path]
+        sys.path[:0] = added
+        try:
+            yield
+        finally:
+            for entry in added:
+                if entry in sys.path:
+                    sys.path.remove(entry)
+
+
+def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
+    """The function named by ``module:function``, its module found in ``folders`` first."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise SpecError(f"{what} must be 'module:function', got {ref!r}")
+    module_name, func_name = ref.split(":")
+    try:
+        with search_path(folders), single_process():  # bmtk binds MPI when first imported
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"cannot import {what} module {module_name!r}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise SpecError(f"module {module_name!r} has no function {func_name!r}")
+    return func
