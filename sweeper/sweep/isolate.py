@@ -29,6 +29,11 @@ class BuilderEnded(SweeperError):
 
 
 def isolated() -> bool:
+    """Whether builders get a helper process here: asked for in the config, and possible (a Dask
+    worker process is daemonic and may not start children; a crash there already costs only that
+    worker, whose tasks Dask reruns)."""
+    if multiprocessing.current_process().daemon:
+        return False
     return str(config("sweep.builder-isolation")).lower() != "none"
 
 
