@@ -8,6 +8,7 @@ gate fails the test loudly: the moment a test needs is reached, or the test says
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -56,5 +57,30 @@ class Gate:
 
     def release(self) -> None:
         """Let the held process go on (opening the FIFO for writing ends its blocking read)."""
-        fd = os.open(self.folder / "fifo", os.O_WRONLY | os.O_NONBLOCK)
-        os.close(fd)
+        # the held process writes `held` just before it opens the FIFO: until it has, opening for
+        # writing fails with ENXIO, so wait for that event (or for the process to be gone)
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fd = os.open(self.folder / "fifo", os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                held = self.held
+                if held is None or not _alive(held[0]):
+                    return  # nobody to release
+                if time.monotonic() > deadline:
+                    raise AssertionError("the held process never opened the gate's FIFO") from None
+                time.sleep(0.005)
+                continue
+            os.close(fd)
+            return
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
