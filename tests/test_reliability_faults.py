@@ -164,28 +164,6 @@ def _pending_chunks(store) -> list[int]:
     return [i for i in range(NCHUNKS) if (status[2 * i:2 * i + 2] == PENDING).any()]
 
 
-def _freeze_after_writes(proc, store, writes: int) -> None:
-    """SIGSTOP the run (driver and worker) as soon as ``writes`` more chunk traces are on disk."""
-    def stamps():
-        out = {}
-        for i in range(NCHUNKS):
-            try:
-                out[i] = os.stat(store / "rates" / "c" / str(i) / "0" / "0").st_mtime_ns
-            except FileNotFoundError:
-                out[i] = None
-        return out
-
-    seen, fresh = stamps(), set()
-    while len(fresh) < writes:
-        assert proc.poll() is None, f"the run ended before {writes} chunk writes: {proc.communicate()}"
-        now = stamps()
-        fresh |= {i for i in now if now[i] != seen[i]}
-        seen = now
-        if len(fresh) < writes:
-            time.sleep(0.0002)
-    os.killpg(proc.pid, signal.SIGSTOP)
-
-
 def test_driver_killed_at_several_moments_keeps_only_correct_points_and_resumes(tmp_path, client, reference):
     """Each kill happens while the run is held at a chosen write (tests/faults_gate.py): the run
     cannot finish before the kill, and a run that never reaches its moment fails the test."""

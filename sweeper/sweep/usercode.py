@@ -35,6 +35,7 @@ def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
     if not isinstance(ref, str) or ref.count(":") != 1:
         raise SpecError(f"{what} must be 'module:function', got {ref!r}")
     module_name, func_name = ref.split(":")
+    _forget_if_elsewhere(module_name, folders)
     try:
         with search_path(folders), single_process():  # bmtk binds MPI when first imported
             module = importlib.import_module(module_name)
@@ -44,3 +45,17 @@ def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
     if not callable(func):
         raise SpecError(f"module {module_name!r} has no function {func_name!r}")
     return func
+
+
+def _forget_if_elsewhere(module_name: str, folders: list[Path]) -> None:
+    """A module of that name imported earlier from another folder (another spec's builders, in a
+    long-lived process such as a notebook) is not the one this spec names: import it afresh."""
+    loaded = sys.modules.get(module_name)
+    top = module_name.split(".")[0]
+    mine = [Path(f) / top for f in folders if (Path(f) / f"{top}.py").exists() or (Path(f) / top).is_dir()]
+    if loaded is None or not mine:
+        return
+    where = Path(getattr(loaded, "__file__", "") or "").resolve()
+    if not any(where == m.with_suffix(".py").resolve() or m.resolve() in where.parents for m in mine):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
