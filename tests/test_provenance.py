@@ -144,12 +144,12 @@ def test_callable_builder_gets_ints_bools_and_strings_in_worker_processes(tmp_pa
 
 
 def test_local_closure_builder_is_shipped_by_value(tmp_path, client):
-    offset = 0.005
+    offset = 1
 
-    def local(tf: float):  # not importable by name: Dask sends its code
-        return tiny(tf=tf + offset)
+    def local(n: int):  # not importable by name: Dask sends its code
+        return tiny(n=n + offset)
 
-    summary = run_sweep(Sweep(builder=local, parameters={"tf": {"values": [0.01, 0.02]}}), tmp_path / "c.zarr",
+    summary = run_sweep(Sweep(builder=local, parameters={"n": {"values": [1, 2]}}), tmp_path / "c.zarr",
                         client=client)
     assert summary.ok, summary.failures
     meta = SweepStore.open(tmp_path / "c.zarr").meta
@@ -262,11 +262,11 @@ def test_adaptive_sweep_is_checked_and_has_a_history(tmp_path, cluster_env):
 
 
 def test_adaptive_sweep_ships_a_callable_builder(tmp_path, client):
-    def local(tf: float):  # defined here: only its pickled code can reach the worker processes
-        return tiny(n=1, tf=tf)
+    def local(drive: float):  # defined here: only its pickled code can reach the worker processes
+        return tiny(n=1).replace_population("ext", rate=ConstantRate(100.0 * drive))
 
-    sweep = Sweep(builder=local, parameters={"tf": {"range": [0.01, 0.03]}},
-                  axes=[{"adaptive": {"parameters": ["tf"], "metric": "mean_rate", "population": "e",
+    sweep = Sweep(builder=local, parameters={"drive": {"range": [0.5, 1.5]}},
+                  axes=[{"adaptive": {"parameters": ["drive"], "metric": "mean_rate", "population": "e",
                                       "goal": {"n": 6}}}], output={"chunk_points": 2})
     summary = run_sweep(sweep, tmp_path / "a.zarr", client=client)
     assert summary.ok, summary.failures
