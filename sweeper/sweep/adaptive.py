@@ -121,17 +121,7 @@ class Space:
 def outer_points(sweep) -> pts.Table:
     """The points of the sweep's other axes (grid, zip, sample, replicates): one learner each.
     A sweep of only an adaptive axis has one outer point with no columns."""
-    tables = []
-    for kind, body in sweep.axes:
-        if kind == "grid":
-            tables.append(pts.grid({n: sweep.values[n] for n in body}))
-        elif kind == "zip":
-            tables.append(pts.zipped({n: sweep.values[n] for n in body}, "axes"))
-        elif kind == "sample":
-            tables.append(pts.sample({n: sweep.ranges[n] for n in body["parameters"]},
-                                     body["n"], body["method"], body["seed"]))
-    if sweep.replicates > 1:
-        tables.append({"replicate": np.arange(sweep.replicates, dtype=float)})
+    tables = sweep.axis_tables()
     table = pts.product(tables)
     n = pts.length(table) if table else 1
     if sweep.constraints and table:

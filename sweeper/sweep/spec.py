@@ -194,6 +194,22 @@ class Sweep(SpecChecks):
             names.append("replicate")
         return names
 
+    def axis_tables(self) -> list[pts.Table]:
+        """One table per fixed axis (grid, zip, sample) and the replicates, to be combined by
+        product; an adaptive axis chooses its points while it runs and has none."""
+        tables = []
+        for kind, body in self.axes:
+            if kind == "grid":
+                tables.append(pts.grid({n: self.values[n] for n in body}))
+            elif kind == "zip":
+                tables.append(pts.zipped({n: self.values[n] for n in body}, "axes"))
+            elif kind == "sample":
+                tables.append(pts.sample({n: self.ranges[n] for n in body["parameters"]},
+                                         body["n"], body["method"], body["seed"]))
+        if self.replicates > 1:
+            tables.append({"replicate": np.arange(self.replicates, dtype=np.int64)})
+        return tables
+
     def points(self) -> pts.Table:
         """Every point as columns (name -> array), constraints applied, derived values added.
 
@@ -201,18 +217,7 @@ class Sweep(SpecChecks):
         if self.adaptive is not None:
             raise SpecError("an adaptive sweep chooses its points while it runs; there is no fixed list "
                             "of points (`sweeper run` it, then `sweeper show` the store)", self.source)
-        tables = []
-        for kind, body in self.axes:
-            if kind == "grid":
-                tables.append(pts.grid({n: self.values[n] for n in body}))
-            elif kind == "zip":
-                tables.append(pts.zipped({n: self.values[n] for n in body}, "axes"))
-            else:
-                tables.append(pts.sample({n: self.ranges[n] for n in body["parameters"]},
-                                         body["n"], body["method"], body["seed"]))
-        if self.replicates > 1:
-            tables.append({"replicate": np.arange(self.replicates, dtype=np.int64)})
-        table = pts.product(tables)
+        table = pts.product(self.axis_tables())
         for name, (expr, _path) in self.derived.items():
             value = expr(**{k: table[k] for k in expr.names})
             table[name] = np.broadcast_to(np.asarray(value, dtype=float), (pts.length(table),)).copy()
