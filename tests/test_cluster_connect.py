@@ -63,6 +63,47 @@ def test_joining_a_running_scheduler():
             assert client.scheduler.address == cluster.scheduler_address
 
 
+def test_a_scheduler_without_a_dashboard_is_announced_without_a_link(caplog, tmp_path, cluster_env):
+    """`dask scheduler --no-dashboard`: distributed would still build a link (to port 8787)."""
+    import json
+    import logging
+    import time
+
+    info = tmp_path / "scheduler.json"
+    dask = str(Path(sys.executable).with_name("dask"))
+    proc = subprocess.Popen([dask, "scheduler", "--no-dashboard", "--host", "127.0.0.1", "--port", "0",
+                             "--scheduler-file", str(info)], env=cluster_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not info.exists() or not info.read_text().strip():  # the scheduler's own event
+            assert proc.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.01)
+        address = json.loads(info.read_text())["address"]
+        with caplog.at_level(logging.INFO, logger="sweeper.cluster"):
+            with connect(scheduler=address):
+                pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sweeper.cluster"]
+    assert len(lines) == 1 and lines[0].endswith("; no Dask dashboard"), lines
+    assert "http" not in lines[0]
+
+
+def test_a_scheduler_with_a_dashboard_is_announced_with_its_link(caplog):
+    import logging
+
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        with caplog.at_level(logging.INFO, logger="sweeper.cluster"):
+            with connect(scheduler=cluster.scheduler_address):
+                pass
+        port = cluster.scheduler.services["dashboard"].port
+    lines = [r.getMessage() for r in caplog.records if r.name == "sweeper.cluster"]
+    assert len(lines) == 1 and f"Dask dashboard: http://" in lines[0] and f":{port}/status" in lines[0], lines
+
+
 @pytest.mark.parametrize("kind, kwargs, message", [
     ("cloud", {}, "unknown cluster kind 'cloud'"),
     ("mpi", {"scheduler": "tcp://127.0.0.1:8786"}, "cannot be combined with --cluster mpi"),

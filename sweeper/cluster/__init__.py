@@ -80,5 +80,25 @@ def start(kind: ClusterKind, *, quiet: bool = False) -> Iterator:
     kind.check()
     with kind.start() as (client, what):
         if not quiet:
-            log.info(f"sweeper: {what}; Dask dashboard: {client.dashboard_link}")
+            link = dashboard_link(client)
+            log.info(f"sweeper: {what}; " + (f"Dask dashboard: {link}" if link else "no Dask dashboard"))
         yield client
+
+
+def dashboard_link(client, timeout: float = 10.0) -> str | None:
+    """The dashboard's address, or None when nothing answers there: a scheduler started with
+    ``--no-dashboard`` (or without bokeh) still reports a dashboard port, whose /status is 404."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        link = client.dashboard_link
+    except (KeyError, AttributeError):
+        return None
+    if not link or getattr(client, "cluster", None) is not None:
+        return link  # a cluster sweeper started serves the dashboard it was given
+    try:
+        with urllib.request.urlopen(link, timeout=timeout) as answer:
+            return link if answer.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
