@@ -35,3 +35,42 @@ def test_expand_paths_lists_the_parameter_paths_a_network_offers(tmp_path):
         rows = [line.split() for line in result.stdout.splitlines()]
         assert ["inputs.bg.rate", "Hz"] in rows and ["populations.e.tau_m", "s"] in rows
         assert ["connections[0].weights", "V"] in rows and ["simulation.tf", "s"] in rows
+
+
+SAMPLED = """network: NET
+simulation: {tf: 0.02}
+parameters:
+  rate: {path: inputs.bg.rate, range: [20.0, 400.0]}
+axes:
+  - sample: {method: METHOD, n: N, seed: 3}
+"""
+
+
+def _sampled(tmp_path, method, n):
+    from sweeper.sweep import Sweep
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SAMPLED.replace("NET", str(NET)).replace("METHOD", method).replace("N", str(n)))
+    return spec, Sweep.from_file(spec)
+
+
+def test_a_latin_hypercube_store_cannot_grow_and_the_message_says_what_can(tmp_path):
+    from sweeper.store import SweepStore
+    from sweeper.sweep.runner import prepare_store
+
+    store = tmp_path / "lhs.zarr"
+    prepare_store(_sampled(tmp_path, "lhs", 4)[1], store)
+    spec, _ = _sampled(tmp_path, "lhs", 8)
+    result = CliRunner().invoke(main, ["run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "holds 4 point(s) that this spec no longer has" in lines[0]
+    assert "'lhs' sample cannot grow: n: 8 draws a new design" in lines[0]
+    assert "method random or sobol" in lines[0] and "new store" in lines[0]
+    assert len(SweepStore.open(store).point_ids()) == 4  # the store is left as it was
+
+    for method in ("sobol", "random"):  # what the message offers does grow, keeping the old points
+        grown = tmp_path / f"{method}.zarr"
+        first = prepare_store(_sampled(tmp_path, method, 4)[1], grown).point_ids()
+        after = prepare_store(_sampled(tmp_path, method, 8)[1], grown).point_ids()
+        assert len(after) == 8 and set(first) <= set(after)

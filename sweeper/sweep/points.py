@@ -137,6 +137,9 @@ def _sobol(n: int, d: int, seed: int) -> np.ndarray:
 # here under the name specs use in ``axes: - sample: {method: NAME}``; validation and expansion
 # take the names from this table.
 SAMPLERS = {"random": _random, "lhs": _lhs, "sobol": _sobol}
+#: samplers whose first n points stay the same when n grows, so a store of theirs can be extended;
+#: a Latin hypercube of n + k points is a new design, not the old one plus k points
+GROWABLE = {"random", "sobol"}
 
 
 def sample(ranges: Mapping[str, tuple[float, float, bool]], n: int, method: str, seed: int) -> Table:

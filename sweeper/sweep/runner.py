@@ -131,7 +131,7 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     missing = len(known - set(ids))
     if missing:
         raise StoreError(f"{path} holds {missing} point(s) that this spec no longer has; a spec may only "
-                         "add points to an existing store")
+                         "add points to an existing store" + _why_not_growable(sweep))
     if not extend_ok:
         raise StoreError(f"{path} would grow by {len(ids) - len(old)} points")
     if len(time_axis(sweep, table)) != len(store.times):
@@ -142,6 +142,18 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
                            recipe=sweep.recipe.to_dict(),
                            **({"coordinates": sweep.coordinates()} if "coordinates" in meta else {})))
     return store
+
+
+def _why_not_growable(sweep: Sweep) -> str:
+    """The reason when a sampled axis cannot grow (its method draws a new design for a new n)."""
+    fixed = [body for kind, body in sweep.axes if kind == "sample" and body["method"] not in pts.GROWABLE]
+    if not fixed:
+        return ""
+    body = fixed[0]
+    return (f". A {body['method']!r} sample cannot grow: n: {body['n']} draws a new design, not the "
+            f"old one plus more points. To add points to a store, sample with method "
+            f"{' or '.join(sorted(pts.GROWABLE))} (their first n points stay the same when n "
+            "grows), or write the larger design to a new store")
 
 
 def _same(a, b) -> bool:
