@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,29 @@ def cluster_env() -> dict:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["DASK_LOGGING__DISTRIBUTED"] = "warning"
     return env
+
+
+def _queue() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True, timeout=30)
+    return out.stdout.splitlines() if out.returncode == 0 else []
+
+
+def wait_for_empty_queue(timeout: float = 300) -> None:
+    """Block until every job has left the one-node cluster's queue, in whatever state it ended
+    (COMPLETING included): the event the next Slurm test needs. Fails loudly when it never does."""
+    deadline = time.monotonic() + timeout
+    while jobs := _queue():
+        if time.monotonic() > deadline:
+            pytest.fail(f"Slurm jobs still queued after {timeout:.0f} s: {jobs}", pytrace=False)
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _slurm_queue_drained(request):
+    """A Slurm test starts and ends with an empty queue, so no test sees another's jobs."""
+    if request.node.get_closest_marker("slurm") is None or _slurm_problem() is not None:
+        yield
+        return
+    wait_for_empty_queue()
+    yield
+    wait_for_empty_queue()

@@ -30,14 +30,20 @@ def build(x):
 '''
 
 
-def test_misbehaving_builders_fail_their_points_and_the_run_exits_1(tmp_path):
+import pytest
+
+
+@pytest.mark.parametrize("workers", [[], ["--processes"]], ids=["threads", "processes"])
+def test_misbehaving_builders_fail_their_points_and_the_run_exits_1(tmp_path, workers):
+    """By default (sweep.builder-isolation: process), with thread workers and with worker processes."""
     (tmp_path / "bad_builder.py").write_text(BUILDER.replace("NET", repr(str(NET))))
     spec = tmp_path / "spec.yaml"
     spec.write_text("builder: bad_builder:build\nsimulation: {tf: 0.02}\nparameters:\n"
                     "  x: {values: [0, 1, 2, 3, 4, 5]}\noutput: {chunk_points: 1}\n")
-    env = dict(os.environ, SWEEPER__SWEEP__BUILDER_TIMEOUT="20", SWEEPER__SWEEP__BUILDER_ISOLATION="process")
+    env = dict(os.environ, SWEEPER__SWEEP__BUILDER_TIMEOUT="20")
+    env.pop("SWEEPER__SWEEP__BUILDER_ISOLATION", None)
     proc = subprocess.run([SWEEPER, "run", str(spec), "-o", str(tmp_path / "s.zarr"), "--workers", "1",
-                           "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+                           "--no-progress", *workers], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 1, proc.stderr  # not 0: points failed
     assert "Traceback" not in proc.stderr
     st = SweepStore.open(tmp_path / "s.zarr")

@@ -50,8 +50,12 @@ class Local(ClusterKind):
     @contextlib.contextmanager
     def start(self):
         from distributed import Client
+        import dask
         args = self.arguments()
-        with self.target()(**args) as cluster, Client(cluster) as client:
+        # non-daemonic worker processes may start the builders' helper process (sweep/isolate.py),
+        # also when a nanny restarts one later: the setting holds while the cluster lives
+        with dask.config.set({"distributed.worker.daemon": False}), \
+                self.target()(**args) as cluster, Client(cluster) as client:
             kind = "processes" if args["processes"] else "threads"
             yield client, f"local cluster, {args['n_workers']} worker {kind}"
 

@@ -62,6 +62,9 @@ def slurm_cluster_options(*, threads_per_worker: int = 1, queue=None, account=No
         "job_name": JOB_NAME,
         "worker_extra_args": list(conf.get("worker-extra-args") or [])
         + worker_lifetime_args(walltime, worker_lifetime),
+        # a nanny's worker is daemonic by default and could not start the builders' helper process
+        "job_script_prologue": list(conf.get("job-script-prologue") or [])
+        + ["export DASK_DISTRIBUTED__WORKER__DAEMON=False"],
         "scheduler_options": {"dashboard_address": config.get("cluster.dashboard-address"),
                               **(conf.get("scheduler-options") or {})},
     }

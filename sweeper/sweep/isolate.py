@@ -29,9 +29,10 @@ class BuilderEnded(SweeperError):
 
 
 def isolated() -> bool:
-    """Whether builders get a helper process here: asked for in the config, and possible (a Dask
-    worker process is daemonic and may not start children; a crash there already costs only that
-    worker, whose tasks Dask reruns)."""
+    """Whether builders get a helper process here: asked for in the config, and possible. sweeper's
+    own clusters start non-daemonic worker processes; a daemonic one (a user's ``--scheduler``
+    with default nanny settings) may not start children, and there builders run in the worker,
+    whose crash costs only that worker (Dask reruns its tasks)."""
     if multiprocessing.current_process().daemon:
         return False
     return str(config("sweep.builder-isolation")).lower() != "none"
@@ -60,10 +61,21 @@ def _run(importer, ref: str, folders: list, args: dict, convert: dict, shown: di
     return net
 
 
+def _ready() -> bool:
+    """In the helper process: the imports every builder call needs, done before the clock starts."""
+    from ..io import popnet  # noqa: F401
+    return True
+
+
 def _pool() -> ProcessPoolExecutor:
     pool = getattr(_local, "pool", None)
     if pool is None:
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            pool.submit(_ready).result()  # start-up is not the builder's time
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise BuilderEnded("the builders' helper process could not start") from None
         _local.pool = pool
     return pool
 
