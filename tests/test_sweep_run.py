@@ -18,6 +18,8 @@ from sweeper.errors import StoreError
 from sweeper.store import DONE, FAILED, SweepStore
 from sweeper.sweep import Sweep, open_sweep, run_sweep
 
+from faults_gate import Gate
+
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 NET = JOBS / "networks" / "single_population.json"
 SWEEPER = str(Path(sys.executable).with_name("sweeper"))
@@ -166,28 +168,17 @@ def test_killed_driver_then_resume_equals_uninterrupted_run(tmp_path, client):
         "chunk_points: 2", "chunk_points: 1").replace("tf: 0.03", "tf: 0.1")
     spec = spec_file(tmp_path, text)
     store = tmp_path / "killed.zarr"
+    # the moment is an event: the run is held as it starts writing point 8's trace (tests/faults_gate.py)
+    gate = Gate(tmp_path / "gate", r"/killed\.zarr/rates/c/8/")
     proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", "1", "--no-progress"],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            done = int((zarr.open_group(str(store), mode="r")["status"][:] == DONE).sum())
-        except Exception:
-            done = 0
-        if done >= 3:
-            break
-        time.sleep(0.1)
-    assert proc.poll() is None and done >= 3, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)  # the driver first ...
-    proc.wait()
-    time.sleep(0.5)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # ... then whatever it left running (its local workers)
-    except ProcessLookupError:
-        pass
-    partial = SweepStore.open(store).counts()
-    assert 0 < partial["done"] < 12
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=gate.env())
+    gate.wait(proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker threads, at one instant
+    proc.communicate()
+    st = SweepStore.open(store)
+    partial = st.counts()
+    assert st.status(slice(8, 9))[0] != DONE and partial["done"] < 12
     summary = run_sweep(Sweep.from_file(spec), store, client=client)  # clears the stale lock, resumes
     assert summary.ok and summary.computed == 12 - partial["done"]
     full = run_sweep(Sweep.from_file(spec), tmp_path / "full.zarr", client=client)
