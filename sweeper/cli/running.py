@@ -40,6 +40,8 @@ def stop_signals(ignore: bool = False):
         if seen:
             if signum == signal.SIGINT:
                 os.write(2, b"sweeper: stopped at once\n")
+                from ..sweep import isolate
+                isolate.kill_all()  # os._exit skips the helpers' clean-up; they hold our pipes
                 os._exit(128 + signum)
             return
         seen.append(signum)
