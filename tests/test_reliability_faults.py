@@ -337,11 +337,10 @@ def _mount(mnt, mode):
 def _fill(folder: Path) -> Path:
     filler = folder / "filler"
     block = b"\0" * 65536
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: closing it has nothing left to write
         try:
-            while True:
-                f.write(block)
-                f.flush()
+            while f.write(block):
+                pass
         except OSError:
             pass
     return filler
