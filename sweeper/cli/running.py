@@ -52,7 +52,7 @@ def stop_signals(ignore: bool = False):
 
     previous = {s: signal.signal(s, signal.SIG_IGN if ignore else handler) for s in STOP_SIGNALS}
     try:
-        yield
+        yield seen
     finally:
         if not seen:  # after a stop the process is ending: a second Ctrl-C must still end it at once
             for s, h in previous.items():
@@ -95,7 +95,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
 
     sweep = Sweep.from_file(spec)
     kind.check()
-    with stop_signals():
+    with stop_signals() as seen:
         try:
             with writer_lock(store):
                 job = Preparing(lambda: prepare_store(sweep, store, accept_changed=accept_changed),
@@ -109,8 +109,11 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
                         prepared = job.result()  # a refusal here stops the cluster just started
                         ensure_warm()  # compiled here once, so the workers load it from disk
                         try:
-                            return run_sweep(sweep, store, client=client, retry_failed=retry_failed,
-                                             progress=progress, lock=False, prepared=prepared)
+                            summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
+                                                progress=progress, lock=False, prepared=prepared)
+                            if seen:  # a stop whose exception code swallowed (a gc callback ignores it)
+                                raise Stopped(seen[0])
+                            return summary
                         except KeyboardInterrupt:
                             quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
                             raise
