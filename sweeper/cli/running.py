@@ -111,7 +111,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
                         try:
                             summary = run_sweep(sweep, store, client=client, retry_failed=retry_failed,
                                                 progress=progress, lock=False, prepared=prepared)
-                            if seen:  # a stop whose exception code swallowed (a gc callback ignores it)
+                            if seen:  # a stop whose Stopped was swallowed (a gc callback ignores exceptions)
                                 raise Stopped(seen[0])
                             return summary
                         except KeyboardInterrupt:
