@@ -95,6 +95,9 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
 
     sweep = Sweep.from_file(spec)
     kind.check()
+    import distributed  # noqa: F401  (its logging set-up first, so that quiet_dask's levels hold)
+
+    quiet_dask()  # connections closing while the cluster shuts down: noise, not news
     with stop_signals() as seen:
         try:
             with writer_lock(store):
@@ -114,8 +117,8 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
                             if seen:  # a stop whose Stopped was swallowed (a gc callback ignores exceptions)
                                 raise Stopped(seen[0])
                             return summary
-                        except KeyboardInterrupt:
-                            quiet_dask(logging.CRITICAL)  # the cancelled tasks' warnings while the cluster closes
+                        except BaseException:  # a stop or an error: the cancelled tasks' warnings while the cluster closes
+                            quiet_dask(logging.CRITICAL)
                             raise
                 finally:
                     job.wait()  # the lock is released only once the store is made
@@ -163,11 +166,18 @@ def run_mpi(spec, store, *, interface, retry_failed: bool, progress: bool, accep
     from ..sweep import Sweep, run_sweep
 
     quiet_dask()  # the ranks close each other's connections at shutdown: noise, not news
-    with stop_signals(ignore=not is_client_rank()):
+    with stop_signals(ignore=not is_client_rank()) as seen:
         try:
             with connect("mpi", interface=interface) as client:
-                return run_sweep(Sweep.from_file(spec), store, client=client,
-                                 retry_failed=retry_failed, progress=progress, accept_changed=accept_changed)
+                try:
+                    summary = run_sweep(Sweep.from_file(spec), store, client=client, retry_failed=retry_failed,
+                                        progress=progress, accept_changed=accept_changed)
+                except BaseException:
+                    quiet_dask(logging.CRITICAL)
+                    raise
+                if seen:  # a stop whose Stopped was swallowed (a gc callback ignores exceptions)
+                    raise Stopped(seen[0])
+                return summary
         except KeyboardInterrupt as exc:
             quiet_dask(logging.CRITICAL)
             _stopped(store, exc)
