@@ -113,40 +113,53 @@ def done_count(store) -> int:
 
 
 @pytest.mark.slurm
+@pytest.mark.timeout(600)
 def test_a_worker_job_cancelled_mid_sweep_loses_no_point(require_slurm, cluster_env, tmp_path):
+    """Every point but the three with the first rate waits for a gate file, opened only once a
+    worker job has been cancelled and its replacement submitted: whatever the machine's speed,
+    the cancellation comes mid-sweep and the sweep cannot end before the replacement."""
+    import shutil
+
+    shutil.copy(DATA / "gate_builder.py", tmp_path)
+    gate = tmp_path / "gate"
+    text = SLOW_SPEC.read_text().replace("slow_builder:build", "gate_builder:build")
+    spec = tmp_path / "gated.yaml"
+    spec.write_text(text.replace("pause: 0.3", f"gate: {gate}"))
     store = tmp_path / "slow.zarr"
-    cmd = [SWEEPER, "run", SLOW_SPEC, "-o", store, "--cluster", "slurm", "--jobs", 2, "--interface", "lo",
+    cmd = [SWEEPER, "run", spec, "-o", store, "--cluster", "slurm", "--jobs", 2, "--interface", "lo",
            "--walltime", "00:10:00", "--no-progress"]
     proc = subprocess.Popen([str(c) for c in cmd], cwd=tmp_path, env=cluster_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a guard against a hung cluster, not a pace
         while done_count(store) == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         jobs = worker_jobs()
         done_before = done_count(store)
-        assert jobs and 0 < done_before < 24, f"jobs {jobs}, {done_before} points done, run ended: {proc.poll()}"
+        assert jobs and 0 < done_before <= 3, f"jobs {jobs}, {done_before} points done, run ended: {proc.poll()}"
         subprocess.run(["scancel", jobs[0]], check=True, timeout=30)
         replaced = False  # a new worker job takes the cancelled one's place
         while not replaced and proc.poll() is None and time.monotonic() < deadline:
             replaced = bool(set(worker_jobs(state="PENDING,RUNNING")) - set(jobs))
             time.sleep(0.2)
-        out, err = proc.communicate(timeout=120)
+        assert replaced, f"no worker job was submitted in place of the cancelled one (run ended: {proc.poll()})"
+        gate.touch()
+        out, err = proc.communicate(timeout=240)
     finally:
+        gate.touch()
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
             subprocess.run(["scancel", "--name", "sweeper-worker"], timeout=30)
     assert proc.returncode == 0, err
     assert "24 done, 0 failed, 0 pending of 24 points" in out
-    assert replaced, f"no worker job was submitted in place of the cancelled one:\n{err}"
     all_done(store, 24)
 
     # every point once, with the trace it has without any cancellation
     ids = zarr.open_group(str(store), mode="r")["point_id"][:]
     assert len(set(ids.tolist())) == 24
     from distributed import Client, LocalCluster
-    fast = Sweep.from_text(SLOW_SPEC.read_text().replace("pause: 0.3", "pause: 0.0"), base_dir=DATA)
+    fast = Sweep.from_text(text.replace("pause: 0.3", "gate: ''"), base_dir=tmp_path)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as lc, \
             Client(lc) as client:
         assert run_sweep(fast, tmp_path / "reference.zarr", client=client).ok
