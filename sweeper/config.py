@@ -34,11 +34,16 @@ def defaults() -> dict:
 
 def _env() -> dict[tuple[str, ...], Any]:
     out = {}
-    for name, text in os.environ.items():
-        if name.startswith(ENV_PREFIX):
-            parts = tuple(_canonical(p) for p in name[len(ENV_PREFIX):].split("__") if p)
-            out[parts] = yaml.safe_load(text) if text.strip() else text
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:  # keys only: cheap on a hot path
+        text = os.environ[name]
+        parts = tuple(_canonical(p) for p in name[len(ENV_PREFIX):].split("__") if p)
+        out[parts] = _parse(text)
     return out
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else text
 
 
 def _lookup(tree: Any, parts: tuple[str, ...]) -> Any:

@@ -439,7 +439,7 @@ def check_dist(d: Any, where: str) -> None:
     for i, q in enumerate(d.probs):
         if not is_number(q) or not math.isfinite(q) or q < 0:
             raise ModelError(f"probability {q!r} is not a finite number >= 0", f"{where}.probs[{i}]")
-    total = float(np.sum(d.probs))
+    total = math.fsum(d.probs)
     if abs(total - 1.0) >= 1e-12:
         raise ModelError(f"probabilities sum to {total!r}, not 1", f"{where}.probs")
 

@@ -20,11 +20,13 @@ from .methods import METHODS, method_names
 from .timeaxis import sample_times
 
 
-def check_network(net: Network, where: str = "network", sample: bool = True) -> Network:
+def check_network(net: Network, where: str = "network", sample: bool = True,
+                  max_delay_steps: int | None = None) -> Network:
     """Raise ModelError naming the first problem; return ``net`` when the engine can run it.
 
     ``sample=False`` leaves out sampling the rates and initial densities (the engine does
-    that while building its arrays, with the same checks).
+    that while building its arrays, with the same checks). ``max_delay_steps``: the
+    engine.max-delay-steps setting, read once by a caller checking many networks.
     """
     net.validate(where)
     for pop in net.internal:
@@ -34,7 +36,7 @@ def check_network(net: Network, where: str = "network", sample: bool = True) -> 
                              f"{pw}.update_method")
         check_grid(pop.v_min, pop.v_max, pop.dv, pw)
     dt = float(net.simulation.dt)
-    _check_delay_lengths(net, dt, where)
+    _check_delay_lengths(net, dt, where, max_delay_steps)
     for i, c in enumerate(net.connections):
         if c.delay_queue is not None:
             need = max(delay_steps(c.delays, dt)) + 1
@@ -47,11 +49,15 @@ def check_network(net: Network, where: str = "network", sample: bool = True) -> 
     return net
 
 
-def _check_delay_lengths(net: Network, dt: float, where: str) -> None:
+def max_delay_steps() -> int:
+    from ..config import get as config
+    return int(config("engine.max-delay-steps"))
+
+
+def _check_delay_lengths(net: Network, dt: float, where: str, limit: int | None) -> None:
     """A delay of many steps is a history the engine must hold: refused above
     ``engine.max-delay-steps`` before any array is made (a delay of 1e6 s is a typo)."""
-    from ..config import get as config
-    limit = int(config("engine.max-delay-steps"))
+    limit = max_delay_steps() if limit is None else limit
     for i, c in enumerate(net.connections):
         d = max((abs(float(v)) for v in c.delays.values), default=0.0)
         if not np.isfinite(d / dt) or d / dt > limit:

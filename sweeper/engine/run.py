@@ -10,7 +10,7 @@ import numpy as np
 from .. import config
 from ..errors import ModelError, SimulationError
 from ..model import Network
-from .check import check_network
+from .check import check_network, max_delay_steps
 from .methods import METHODS
 from .plan import active_connections, build_plan, n_steps, structure_key
 from .propagate import run_members
@@ -39,18 +39,21 @@ def simulate(net: Network) -> Result:
     return out
 
 
-def simulate_batch(nets: Sequence[Network], max_batch: int | None = None) -> list:
+def simulate_batch(nets: Sequence[Network], max_batch: int | None = None, *, checked: bool = False) -> list:
     """Simulate many networks; same-structure ones are stepped together.
 
     Returns one entry per network, in order: a :class:`Result`, or the SimulationError that
     network ran into (a failing member never affects the others). ``max_batch`` (default:
-    the engine.max-batch setting) bounds the members per compiled call.
+    the engine.max-batch setting) bounds the members per compiled call. ``checked``: every
+    network has passed :func:`check_network` already (the sweep runner checks each point).
     """
     out: list = [None] * len(nets)
     groups: dict = {}
+    limit = max_delay_steps()
     for k, net in enumerate(nets):
         try:
-            check_network(net, net.name, sample=False)
+            if not checked:
+                check_network(net, net.name, sample=False, max_delay_steps=limit)
         except ModelError as exc:
             out[k] = _as_simulation_error(exc)
             continue

@@ -206,14 +206,15 @@ def _networks(recipe: Recipe, params: dict, todo: np.ndarray, pops: list[str], e
               times: np.ndarray | None = None, every: int = 1):
     """The network of every point to compute, validated once; a point that cannot be built gets
     its reason in ``errors``."""
+    from ..engine.check import max_delay_steps
     from .pointcheck import check_time
-    nets, rows = [], []
+    nets, rows, limit = [], [], max_delay_steps()
     tf_swept = any(p is not None and p.area == "simulation" and p.field == "tf" for p in recipe.paths.values())
     for j in np.flatnonzero(todo):
         point = {k: v[j] for k, v in params.items()}
         try:
             net = recipe.network_for(point)
-            check_network(net, where="point")
+            check_network(net, where="point", max_delay_steps=limit)
             if times is not None and recipe.is_builder:
                 where = "point " + ", ".join(f"{k}={plain(v)!r}" for k, v in point.items())
                 check_time(net, times, every, tf_swept, where)
@@ -273,7 +274,7 @@ def run_chunk(store_path: str, chunk: int, retry_failed: bool = False, *, builde
     errors = [""] * n
 
     nets, rows = _networks(recipe, params, todo, pops, errors, times, every)
-    for j, result in zip(rows, simulate_batch(nets) if nets else []):
+    for j, result in zip(rows, simulate_batch(nets, checked=True) if nets else []):
         if isinstance(result, Exception):
             errors[j] = str(result)
             continue
