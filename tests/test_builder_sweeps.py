@@ -148,3 +148,41 @@ def test_builder_and_its_sonata_files_give_identical_traces(tmp_path):
     np.testing.assert_array_equal(a["time"].values, b["time"].values)
     np.testing.assert_array_equal(a["rates"].values, b["rates"].values)
     assert np.max(a["rates"].values) > 1.0
+
+
+BUILDERS = '''
+from sweeper.model import Connection, Dist, ExternalPopulation, InternalPopulation, Network, Simulation, parse_rate
+
+
+def net(rate):
+    e = InternalPopulation("e", tau_m=Dist.delta(0.02), v_min=-0.02, v_max=0.02, dv=0.0004, update_method="approx")
+    conn = Connection("bg", "e", 10, Dist.delta(0.002), Dist.delta(0.001))
+    return Network((ExternalPopulation("bg", parse_rate(float(rate))), e), (conn,), Simulation(0.0, 0.02, 0.0002))
+
+
+def seeded(rate=100.0, replicate=0):  # a replicate changes the network (as a seed would)
+    return net(rate + 10.0 * replicate)
+
+
+def plain(rate=100.0):  # takes no replicate: called without it
+    return net(rate)
+'''
+
+
+def test_builders_that_take_replicate_get_it_and_others_are_called_without(tmp_path):
+    from distributed import Client, LocalCluster
+
+    (tmp_path / "reps.py").write_text(BUILDERS)
+    spec = "builder: reps:{fn}\nparameters:\n  rate: {{values: [{rates}]}}\naxes:\n  - grid: [rate]\nreplicates: {n}\n"
+    sweeps = {"seeded": Sweep.from_text(spec.format(fn="seeded", rates="100.0", n=2), base_dir=tmp_path),
+              "plain": Sweep.from_text(spec.format(fn="plain", rates="100.0, 110.0", n=2), base_dir=tmp_path)}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as lc, \
+            Client(lc) as client:
+        for name, sweep in sweeps.items():
+            assert run_sweep(sweep, tmp_path / f"{name}.zarr", client=client).ok
+    seeded = open_sweep(tmp_path / "seeded.zarr")["rates"]
+    plain = open_sweep(tmp_path / "plain.zarr")["rates"]
+    # replicate 1 of `seeded` is the network at rate 110; `plain`'s replicates are identical
+    np.testing.assert_array_equal(seeded.sel(rate=100.0, replicate=1).values, plain.sel(rate=110.0, replicate=0).values)
+    np.testing.assert_array_equal(seeded.sel(rate=100.0, replicate=0).values, plain.sel(rate=100.0, replicate=1).values)
+    assert not np.array_equal(seeded.sel(replicate=0).values, seeded.sel(replicate=1).values)

@@ -44,10 +44,11 @@ def _run(importer, ref: str, folders: list, args: dict, convert: dict, shown: di
     by reference), call it, convert what it returns to a Network."""
     from ..io.bmtk_compat import single_process
     from ..io.popnet import network_from_builder_result
+    from .usercode import fit_args
     func = importer(ref, folders)
     with single_process():
         try:
-            result = func(**args)
+            result = func(**fit_args(func, args))
         except SweeperError:
             raise
         except (SystemExit, KeyboardInterrupt) as exc:

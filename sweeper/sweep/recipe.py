@@ -19,7 +19,7 @@ from ..errors import SpecError, SweeperError
 from ..io.bmtk_compat import single_process
 from ..model import Network
 from .paths import ParamPath
-from .usercode import import_builder
+from .usercode import fit_args, import_builder
 
 def plain(v):
     """numpy scalars -> Python scalars (builders and validators expect plain types)."""
@@ -135,7 +135,7 @@ class Recipe:
                 group_by=self.group_by, base_dir=self.base_dir), dict(params))
         with single_process():
             try:
-                result = self.builder_function(**args)
+                result = self.builder_function(**fit_args(self.builder_function, args))
             except SweeperError:
                 raise
             except Exception as exc:
@@ -154,7 +154,8 @@ class Recipe:
     def network_for(self, point: Mapping[str, Any]) -> Network:
         """The network of one point (a mapping parameter name -> value)."""
         if self.is_builder:
-            by_name = {k: plain(v) for k, v in point.items() if k in self.paths and self.paths[k] is None}
+            by_name = {k: plain(v) for k, v in point.items()
+                       if (k in self.paths and self.paths[k] is None) or k == "replicate"}
             net = self._with_simulation(self.call_builder(by_name))
         else:
             net = self.base()

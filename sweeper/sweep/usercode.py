@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import threading
 from contextlib import contextmanager
@@ -45,6 +46,21 @@ def import_builder(ref: Any, folders: list[Path], what: str = "builder"):
     if not callable(func):
         raise SpecError(f"module {module_name!r} has no function {func_name!r}")
     return func
+
+
+def fit_args(func, args: dict, optional: tuple[str, ...] = ("replicate",)) -> dict:
+    """``args`` less the ``optional`` keys ``func`` does not take (a builder that has no
+    ``replicate`` parameter and no ``**kwargs`` is called without it)."""
+    extra = [k for k in optional if k in args]
+    if not extra:
+        return args
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin or C function: pass what was given
+        return args
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return args
+    return {k: v for k, v in args.items() if k not in extra or k in params}
 
 
 def _forget_if_elsewhere(module_name: str, folders: list[Path]) -> None:
