@@ -207,6 +207,39 @@ def test_every_plot_mistake_is_one_line_and_exit_2(stores, tmp_path, what):
     assert len(result.output.strip().splitlines()) == 1
 
 
+FLAGGED = """
+from sweeper.model import Connection, Dist, ExternalPopulation, InternalPopulation, Network, Simulation, parse_rate
+
+
+def build(fast=False, label="a", rate=50.0):
+    e = InternalPopulation("e", tau_m=Dist.delta(0.01 if fast else 0.02), v_min=-0.02, v_max=0.02, dv=0.0004,
+                           update_method="approx")
+    conn = Connection("bg", "e", 10, Dist.delta(0.002 if label == "a" else 0.003), Dist.delta(0.001))
+    return Network((ExternalPopulation("bg", parse_rate(rate)), e), (conn,), Simulation(0.0, 0.02, 0.0002))
+"""
+
+
+def test_sel_picks_flag_and_text_parameters_by_their_text(tmp_path, client):
+    (tmp_path / "flagged.py").write_text(FLAGGED)
+    spec = tmp_path / "flagged.yaml"
+    spec.write_text("builder: flagged:build\nparameters:\n  fast: {values: [true, false]}\n"
+                    "  label: {values: [a, '1']}\n  rate: {values: [50.0, 100.0]}\n"
+                    "axes:\n  - grid: [fast, label, rate]\noutput: {metric_window: 0.01}\n")
+    store = tmp_path / "f.zarr"
+    assert run_sweep(Sweep.from_file(spec), store, client=client).ok
+    for args, x in ((["--sel", "fast=True", "--sel", "label=a"], "rate"),
+                    (["--sel", "fast=false", "--sel", "label=1"], "rate"),
+                    (["--sel", "rate=100", "--sel", "label=a"], "fast")):
+        result = CliRunner().invoke(main, ["plot", str(store), "-o", str(tmp_path / "p.png"), *args])
+        assert result.exit_code == 0, result.output
+    ds = open_sweep(store)
+    assert select(ds, fast="true", label="1", rate="50")["mean_rate"].size == 1
+    result = CliRunner().invoke(main, ["plot", str(store), "-o", str(tmp_path / "p.png"), "--sel", "fast=maybe"])
+    assert result.exit_code == 2 and "fast='maybe' is not in the store (values: False, True)" in result.output
+    result = CliRunner().invoke(main, ["plot", str(store), "-o", str(tmp_path / "p.png"), "--sel", "rate=abc"])
+    assert result.exit_code == 2 and "rate='abc' is not a number" in result.output
+
+
 # --------------------------------------------------------------------------- export
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_one_row_per_point_with_every_metric(stores, tmp_path, suffix):

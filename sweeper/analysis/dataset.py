@@ -74,18 +74,37 @@ def read_block(st: SweepStore) -> int:
 
 def nearest(values, want, name: str, tolerance: float = 1e-9):
     """The entry of ``values`` equal to ``want`` within ``tolerance`` (relative), or a one-line
-    SweeperError naming the nearest values there are."""
+    SweeperError naming the nearest values there are. ``want`` may be text (``--sel``): it is
+    read as the coordinate's type (a number, true/false for a flag, the text itself)."""
     uniq = np.unique(np.asarray(values))
+    if uniq.dtype.kind == "b":
+        flag = _as_flag(want)
+        if flag is None or flag not in uniq:
+            raise SweeperError(f"{name}={want!r} is not in the store (values: {', '.join(map(str, uniq))})")
+        return flag
     if uniq.dtype.kind not in "fiu":
-        if want in uniq:
-            return want
+        for candidate in (want, str(want)):
+            if candidate in uniq:
+                return candidate
         raise SweeperError(f"{name}={want!r} is not in the store (values: {', '.join(map(str, uniq[:10]))})")
-    want = float(want)
+    try:
+        want = float(want)
+    except (TypeError, ValueError):
+        raise SweeperError(f"{name}={want!r} is not a number (values: {', '.join(f'{u:g}' for u in uniq[:10])})") \
+            from None
     k = np.argsort(np.abs(uniq - want))
     if len(k) and abs(uniq[k[0]] - want) <= tolerance * max(1.0, abs(want)):
         return uniq[k[0]].item()
     near = ", ".join(f"{uniq[i]:.6g}" for i in sorted(k[:3]))
     raise SweeperError(f"{name}={want:g} is not in the store (nearest: {near})")
+
+
+def _as_flag(want):
+    if isinstance(want, (bool, np.bool_)):
+        return bool(want)
+    text = str(want).strip().lower()
+    return {"true": True, "1": True, "1.0": True, "yes": True,
+            "false": False, "0": False, "0.0": False, "no": False}.get(text)
 
 
 def select(ds, *, tolerance: float = 1e-9, **values):

@@ -190,10 +190,7 @@ def _fixed(sel) -> dict:
         if "=" not in item:
             raise SweeperError(f"--sel expects NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        try:
-            fixed[k] = float(v)
-        except ValueError:
-            fixed[k] = v
+        fixed[k] = v  # text: read as the coordinate's type when it is looked up (analysis.dataset.nearest)
     return fixed
 
 
