@@ -175,6 +175,8 @@ def test_regime_gets_a_colour_bar_of_its_flags(stores):
     fig = metric_figure(stores["grid"], metric="regime")
     bar = [a for a in fig.axes if a.get_label() == "<colorbar>"][0]
     assert [t.get_text() for t in bar.get_yticklabels()] == ["silent", "steady", "oscillating", "unsettled"]
+    (ax,) = _panels(metric_figure(stores["one"], metric="regime"))  # a line plot names them on its y axis
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["silent", "steady", "oscillating", "unsettled"]
 
 
 def test_traces_every_matching_point_coloured_by_a_parameter(stores):
@@ -229,9 +231,19 @@ def test_sel_picks_flag_and_text_parameters_by_their_text(tmp_path, client):
     assert run_sweep(Sweep.from_file(spec), store, client=client).ok
     for args, x in ((["--sel", "fast=True", "--sel", "label=a"], "rate"),
                     (["--sel", "fast=false", "--sel", "label=1"], "rate"),
-                    (["--sel", "rate=100", "--sel", "label=a"], "fast")):
+                    (["--sel", "rate=100", "--sel", "label=a"], "fast"),
+                    (["--sel", "fast=true", "--sel", "rate=50"], "label")):
         result = CliRunner().invoke(main, ["plot", str(store), "-o", str(tmp_path / "p.png"), *args])
         assert result.exit_code == 0, result.output
+    # text and flag parameters on the axes of every kind of plot, and as the traces' colour
+    (ax,) = _panels(metric_figure(store, rate=50.0))  # heatmap: fast x label
+    assert ax.get_xlabel() == "fast" and [t.get_text() for t in ax.get_yticklabels()] == ["1", "a"]
+    assert len(_panels(metric_figure(store))) == 2  # faceted by rate
+    (ax,) = _panels(metric_figure(store, fast=True, rate=50.0))  # line over label
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "a"]
+    fig = traces_figure(store, fast=True, color_by="label")
+    bar = [a for a in fig.axes if a.get_label() == "<colorbar>"][0]
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["1", "a"]
     ds = open_sweep(store)
     assert select(ds, fast="true", label="1", rate="50")["mean_rate"].size == 1
     result = CliRunner().invoke(main, ["plot", str(store), "-o", str(tmp_path / "p.png"), "--sel", "fast=maybe"])

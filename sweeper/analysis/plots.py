@@ -48,8 +48,9 @@ class Frame:
         return f"{name} ({units})" if units and units != "1" else name
 
     def is_log(self, name: str) -> bool:
-        v = np.asarray(self.params[name], dtype=float)
-        return self.info(name).get("scale") == "log" and bool(np.all(v > 0))
+        v = np.asarray(self.params[name])
+        return (v.dtype.kind in "fiu" and self.info(name).get("scale") == "log"
+                and bool(np.all(v.astype(float) > 0)))
 
     def metric_label(self) -> str:
         var = next((v for v in self.store.variables if v.name == self.metric), None)
@@ -143,6 +144,16 @@ def metric_figure(store, *, metric: str = "mean_rate", x: str | None = None, y: 
     return _heatmaps(frame, axes[0], axes[1], others, reduce)
 
 
+def _numbers(values) -> tuple[np.ndarray, list[str] | None]:
+    """Values as numbers to place on an axis: numbers and flags as they are, text as the index
+    of its (sorted) distinct values, with those values as labels."""
+    v = np.asarray(values)
+    if v.dtype.kind in "fiub":
+        return v.astype(float), None
+    labels, codes = np.unique(v.astype(str), return_inverse=True)
+    return codes.astype(float), [str(x) for x in labels]
+
+
 def _fill(frame: Frame, axes: list[str]) -> float:
     cols = [np.asarray(frame.params[n]) for n in axes]
     cells = np.prod([len(np.unique(c)) for c in cols])
@@ -188,9 +199,16 @@ def _lines(frame: Frame, x: str, others: list[str], reduce: str | None):
     for ax, (label, mask) in zip(axes[0], groups):
         for j, pop in enumerate(frame.populations):
             (xs,), ys = _reduced([np.asarray(frame.params[x])[mask]], frame.values[mask, j], reduce)
-            ax.plot(xs.astype(float), ys, "o-", label=pop)
+            xv, labels = _numbers(xs)
+            ax.plot(xv, ys, "o-", label=pop)
+            if labels is not None:  # text values: one tick each
+                ax.set_xticks(np.arange(len(labels)), labels)
         ax.set_xlabel(frame.label(x))
         ax.set_ylabel(frame.metric_label())
+        flags = _flags(frame)
+        if flags is not None:  # a coded metric (regime): its names on the axis, not numbers
+            ax.set_yticks(flags[0], flags[1])
+            ax.set_ylim(min(flags[0]) - 0.5, max(flags[0]) + 0.5)
         if frame.is_log(x):
             _log_axis(ax, ax.xaxis, np.asarray(frame.params[x], dtype=float))
         ax.set_title(label, fontsize=9)
@@ -203,15 +221,23 @@ def _lines(frame: Frame, x: str, others: list[str], reduce: str | None):
 def _color_scale(frame: Frame, values: np.ndarray):
     """(norm, cmap, colour-bar ticks, tick labels) for the metric; flags get a category scale."""
     from matplotlib.colors import BoundaryNorm, Normalize
-    var = next((v for v in frame.store.variables if v.name == frame.metric), None)
-    flags = var.attrs.get("flag_values") if var is not None else None
-    if flags:
-        names = var.attrs["flag_meanings"].split()
+    coded = _flags(frame)
+    if coded is not None:
+        flags, names = coded
         edges = np.arange(len(flags) + 1) - 0.5 + min(flags)
-        return BoundaryNorm(edges, len(flags)), "tab10", list(flags), names
+        return BoundaryNorm(edges, len(flags)), "tab10", flags, names
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
     return Normalize(lo, hi if hi > lo else lo + 1), "viridis", None, None
+
+
+def _flags(frame: Frame):
+    """(codes, names) of a coded metric (CF flag_values / flag_meanings), else None."""
+    var = next((v for v in frame.store.variables if v.name == frame.metric), None)
+    flags = var.attrs.get("flag_values") if var is not None else None
+    if not flags:
+        return None
+    return list(flags), var.attrs["flag_meanings"].split()
 
 
 def _colorbar(fig, mappable, ax, frame: Frame, ticks, names):
@@ -238,10 +264,11 @@ def _heatmaps(frame: Frame, x: str, y: str, others: list[str], reduce: str | Non
             ax = panel(j, k)
             (xs, ys), vs = _reduced([np.asarray(frame.params[x])[mask], np.asarray(frame.params[y])[mask]],
                                     frame.values[mask, j], reduce)
-            ux, uy = np.unique(xs.astype(float)), np.unique(ys.astype(float))
+            (xn, xl), (yn, yl) = _numbers(xs), _numbers(ys)
+            ux, uy = np.unique(xn), np.unique(yn)
             grid = np.full((len(uy), len(ux)), np.nan)
-            grid[np.searchsorted(uy, ys.astype(float)), np.searchsorted(ux, xs.astype(float))] = vs
-            cx, cy = _cells(ux, frame.is_log(x)), _cells(uy, frame.is_log(y))
+            grid[np.searchsorted(uy, yn), np.searchsorted(ux, xn)] = vs
+            cx, cy = _cells(ux, frame.is_log(x), xl), _cells(uy, frame.is_log(y), yl)
             mesh = ax.pcolormesh(cx.edges, cy.edges, np.ma.masked_invalid(grid), shading="flat", cmap=cmap,
                                  norm=norm)
             _colorbar(fig, mesh, ax, frame, ticks, names)
@@ -266,7 +293,9 @@ def _even(v: np.ndarray) -> bool:
     return len(v) < 3 or bool(np.allclose(d, d[0], rtol=1e-6, atol=0))
 
 
-def _cells(values: np.ndarray, log: bool) -> _Cells:
+def _cells(values: np.ndarray, log: bool, labels: list[str] | None = None) -> _Cells:
+    if labels is not None:
+        return _Cells(np.arange(len(values) + 1) - 0.5, "category", np.asarray(labels))
     if log and _even(np.log(values)):
         return _Cells(_edges(values, True), "log", values)
     if _even(values):
@@ -285,11 +314,12 @@ def _scatter(frame: Frame, x: str, y: str, others: list[str], reduce: str | None
     for j, pop in enumerate(frame.populations):
         for k, (label, mask) in enumerate(groups):
             ax = panel(j, k)
-            dots = ax.scatter(np.asarray(frame.params[x])[mask].astype(float),
-                              np.asarray(frame.params[y])[mask].astype(float),
-                              c=frame.values[mask, j], cmap=cmap, norm=norm, s=18, edgecolors="none")
+            (xn, xl), (yn, yl) = _numbers(np.asarray(frame.params[x])[mask]), _numbers(np.asarray(frame.params[y])[mask])
+            dots = ax.scatter(xn, yn, c=frame.values[mask, j], cmap=cmap, norm=norm, s=18, edgecolors="none")
             _colorbar(fig, dots, ax, frame, ticks, names)
-            _axes_labels(ax, frame, x, y, f"{pop}" + (f"  ({label})" if label else ""))
+            _axes_labels(ax, frame, x, y, f"{pop}" + (f"  ({label})" if label else ""),
+                         None if xl is None else _cells(np.unique(xn), False, xl),
+                         None if yl is None else _cells(np.unique(yn), False, yl))
     fig.suptitle(frame.title(), fontsize=10)
     fig.tight_layout()
     return fig
@@ -349,21 +379,23 @@ def traces_figure(store, *, points: list[int] | None = None, population: str | N
         raise SweeperError(f"unknown parameter {color_by!r} (parameters: {', '.join(params)})")
     t = st.times
     fig, axes = _figure(len(pops), 1, figsize=(7.5, 2.8 * len(pops)), sharex=True)
+    c, c_labels = _numbers(frame.params[color_by]) if color_by is not None else (None, None)
     if color_by is not None:
-        c = np.asarray(frame.params[color_by], dtype=float)
         lo, hi = float(c.min()), float(c.max())
         norm = LogNorm(lo, hi) if frame.is_log(color_by) and lo < hi else Normalize(lo, hi if hi > lo else lo + 1)
         mapper = ScalarMappable(norm=norm, cmap=colormaps["viridis"])
-    order = np.argsort(np.asarray(frame.params[color_by], dtype=float)) if color_by else np.arange(len(idx))
+    order = np.argsort(c, kind="stable") if color_by else np.arange(len(idx))
     for ax, pop in zip(axes[:, 0], pops):
         j = st.populations.index(pop)
         for k in order:
-            color = mapper.to_rgba(float(frame.params[color_by][k])) if color_by else None
+            color = mapper.to_rgba(float(c[k])) if color_by else None
             ax.plot(t, st.group["rates"][int(idx[k]), j], lw=1, color=color)
         ax.set_ylabel(f"{pop} rate (Hz)")
         if color_by is not None:
             bar = fig.colorbar(mapper, ax=ax, label=frame.label(color_by))
-            if isinstance(norm, LogNorm):
+            if c_labels is not None:
+                bar.set_ticks(np.arange(len(c_labels)), labels=c_labels)
+            elif isinstance(norm, LogNorm):
                 _log_axis(bar.ax, bar.ax.yaxis, np.asarray(frame.params[color_by], dtype=float))
     axes[-1, 0].set_xlabel("time (s)")
     shown = ", ".join(f"{k}={v}" for k, v in fixed.items())
