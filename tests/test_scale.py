@@ -48,6 +48,40 @@ def test_tasks_are_sized_from_the_cost_of_a_point(tmp_path):
     assert auto.task_points * cost <= 2 * 1.5  # about sweep.task-seconds per task
 
 
+def test_many_cheap_points_get_worker_processes_others_threads(tmp_path):
+    many = Sweep.from_file(spec(tmp_path, 1000, 100))  # 10^5 tiny points
+    processes, why = sizing.local_processes(many, 2)
+    assert processes and why.startswith("100000 points of about ")
+    assert sizing.local_processes(many, 1) == (False, "")  # one worker: nothing to run in parallel
+    assert sizing.local_processes(Sweep.from_file(spec(tmp_path, 10, 10)), 2) == (False, "")  # few points
+    tutorial = Sweep.from_text((ROOT / "jobs" / "tutorial_weight_grid.yaml").read_text()
+                               .replace("linspace: [0.001, 0.008, 8]", "linspace: [0.001, 0.008, 100000]"),
+                               base_dir=ROOT / "jobs")
+    assert tutorial.size >= 100000 and sizing.local_processes(tutorial, 2) == (False, "")  # costly points
+
+
+SWEEPER = str(Path(sys.executable).with_name("sweeper"))
+
+
+def test_run_chooses_processes_by_cost_and_the_flags_override(tmp_path):
+    path = spec(tmp_path, 4, 3)
+    env = dict(os.environ, SWEEPER__CLUSTER__LOCAL__AUTO_PROCESSES__MIN_POINTS="10")  # 12 points count as many
+    runs = {"auto": [], "threads": ["--threads"], "processes": ["--processes"]}
+    err = {}
+    for name, extra in runs.items():
+        done = subprocess.run([SWEEPER, "run", str(path), "-o", str(tmp_path / f"{name}.zarr"), "--workers", "2",
+                               "--no-progress", *extra], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        err[name] = done.stderr
+    assert "sweeper: worker processes: 12 points of about " in err["auto"]
+    assert "local cluster, 2 worker processes" in err["auto"] and "local cluster, 2 worker processes" in err["processes"]
+    assert "local cluster, 2 worker threads" in err["threads"] and "worker processes" not in err["threads"]
+    want = open_sweep(tmp_path / "threads.zarr")
+    for name in ("auto", "processes"):
+        got = open_sweep(tmp_path / f"{name}.zarr")
+        np.testing.assert_array_equal(got["rates"].values, want["rates"].values)
+
+
 def test_chunk_points_in_the_spec_overrides_the_cost(tmp_path):
     st = prepare_store(Sweep.from_file(spec(tmp_path, output="output: {chunk_points: 7}\n")), tmp_path / "s.zarr")
     assert st.chunk_points == 7 and st.group["rates"].chunks[0] == 7 and st.group["rates"].shards is None

@@ -95,6 +95,7 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
 
     sweep = Sweep.from_file(spec)
     kind.check()
+    kind = _choose_workers(kind, sweep)
     import distributed  # noqa: F401  (its logging set-up first, so that quiet_dask's levels hold)
 
     quiet_dask()  # connections closing while the cluster shuts down: noise, not news
@@ -124,6 +125,19 @@ def run_here(spec, store, kind, *, retry_failed: bool, progress: bool, accept_ch
                     job.wait()  # the lock is released only once the store is made
         except KeyboardInterrupt as exc:
             _stopped(store, exc)
+
+
+def _choose_workers(kind, sweep):
+    """A local cluster whose worker kind was not given: processes or threads by the sweep's cost."""
+    from dataclasses import replace
+
+    if kind.name != "local" or kind.options.processes is not None:
+        return kind
+    from ..sweep.sizing import local_processes
+    processes, why = local_processes(sweep, kind.workers())
+    if processes:
+        logging.getLogger("sweeper.cluster").info(f"sweeper: worker processes: {why} (--threads for threads)")
+    return type(kind)(replace(kind.options, processes=processes))
 
 
 class Preparing:

@@ -97,9 +97,10 @@ def expand(spec, rows, list_paths):
 @click.option("--worker-lifetime", default=None,
               help="SLURM workers retire after this long, e.g. 50m (default: walltime minus 10%).")
 @click.option("--interface", default=None, help="Network interface for Dask (e.g. lo, ib0).")
-@click.option("--processes", is_flag=True,
-              help="Local workers as separate processes (isolates crashes and slow Python builders; "
-                   "slower start). Default: threads of this process.")
+@click.option("--processes/--threads", default=None,
+              help="Local workers as separate processes (isolates crashes; a few seconds to start) or as "
+                   "threads of this process. Default: processes for a sweep of many cheap points "
+                   "(cluster.local.auto-processes), else threads.")
 @click.option("--retry-failed", is_flag=True, help="Also recompute points that failed before.")
 @click.option("--accept-changed", is_flag=True,
               help="Extend or resume STORE although the builder, metric code or network files changed "

@@ -24,7 +24,7 @@ class Options:
     job_extra: Sequence[str] | None = None
     memory: str | None = None
     log_directory: str | None = None
-    processes: bool = False
+    processes: bool | None = False  # local workers as processes; None: `sweeper run` chooses
 
 
 class ClusterKind:

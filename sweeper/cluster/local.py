@@ -44,7 +44,7 @@ class Local(ClusterKind):
     def arguments(self) -> dict:
         o = self.options
         return {"n_workers": self.workers(), "threads_per_worker": o.threads_per_worker,
-                "processes": o.processes, "dashboard_address": config.get("cluster.dashboard-address"),
+                "processes": bool(o.processes), "dashboard_address": config.get("cluster.dashboard-address"),
                 "local_directory": o.local_directory}
 
     @contextlib.contextmanager

@@ -98,3 +98,22 @@ def for_sweep(sweep, probe, npoints: int, nsamples: int) -> Layout:
     row = len(probe.recorded) * nsamples * 8
     return layout(probe, npoints, row, steps=max(1, (nsamples - 1) * every),
                   fixed=explicit_chunk_points(sweep.spec))
+
+
+def local_processes(sweep, workers: int) -> tuple[bool, str]:
+    """Whether a local cluster of ``workers`` should be processes rather than threads, and why.
+
+    Threads share one interpreter: the compiled time loop runs in parallel, but building and
+    checking each point's network is Python under the GIL. For a sweep of many cheap points
+    that Python work is most of the time, so processes (a few seconds to start) run it in
+    parallel; otherwise threads (about a second to start) are as fast. Builders already run
+    in processes of their own (sweep/isolate.py), and adaptive sweeps are driven point by point:
+    both stay on threads. Settings: ``cluster.local.auto-processes.*``."""
+    if workers < 2 or sweep.recipe.is_builder or getattr(sweep, "adaptive", None) is not None:
+        return False, ""
+    cheap = float(config("cluster.local.auto-processes.max-point-seconds"))
+    many = int(config("cluster.local.auto-processes.min-points"))
+    per_point = point_seconds(sweep.base_network())
+    if per_point < cheap and sweep.size >= many:
+        return True, f"{sweep.size} points of about {per_point * 1e3:.2g} ms: their Python work runs in parallel"
+    return False, ""
