@@ -5,14 +5,7 @@ everything that needs the engine (numba), Dask or the store is imported on first
 ``import sweeper`` stays fast.
 """
 
-from importlib import metadata as _metadata
-
 DISTRIBUTION = "popnet-sweeper"  # the name on PyPI (`sweeper` there is an unrelated package)
-
-try:
-    __version__ = _metadata.version(DISTRIBUTION)
-except _metadata.PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+unknown"
 
 from .errors import ModelError, SimulationError, SpecError, StoreError, SweeperError  # noqa: E402
 from .model import (  # noqa: E402
@@ -39,7 +32,19 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    from importlib import metadata  # on first use: importing it costs a noticeable part of start-up
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0.0.0+unknown"
+
+
 def __getattr__(name):
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name in _LAZY:
         import importlib
         value = getattr(importlib.import_module(_LAZY[name]), name)
