@@ -99,11 +99,11 @@ def engine_seconds(spec: Path, block: int = 5000) -> float:
     return total
 
 
-def run_store(spec: Path, store: Path, workers: int) -> dict:
+def run_store(spec: Path, store: Path, workers: int, *extra: str) -> dict:
     shutil.rmtree(store, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", str(workers), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([SWEEPER, "run", str(spec), "-o", str(store), "--workers", str(workers), "--no-progress",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = Peak(proc.pid)
     out, _ = proc.communicate()
     wall = time.perf_counter() - t0
@@ -115,8 +115,16 @@ def run_store(spec: Path, store: Path, workers: int) -> dict:
     for p in files:
         top = p.relative_to(store).parts[0]
         per_array[top] = per_array.get(top, 0) + 1
-    return {"wall": wall, "files": len(files), "max_files_per_array": max(per_array.values()),
+    kind = "processes" if "worker processes" in out else "threads"
+    return {"wall": wall, "kind": kind, "files": len(files), "max_files_per_array": max(per_array.values()),
             "bytes": sum(p.stat().st_size for p in files), "client_rss": peak.own, "worker_rss": peak.children}
+
+
+def _small(folder: Path) -> Path:
+    path = folder / "small.yaml"
+    path.write_text(f"network: {NET}\nname: small\nsimulation: {{tf: 0.002}}\nparameters:\n"
+                    "  rate: {path: inputs.bg.rate, linspace: [10, 500, 16]}\naxes:\n  - grid: [rate]\n")
+    return path
 
 
 def data_bytes(store: Path) -> int:
@@ -187,6 +195,12 @@ def main():
     rows, lines = [], []
     t_sim, t_tut_sim = startup(args.repeats, tmp)
     print(f"startup: simulate tiny {t_sim:.2f} s, tutorial {t_tut_sim:.2f} s", flush=True)
+    # the start-up a run pays whatever its size: a 16-point sweep, with each kind of worker
+    start = {kind: statistics.median(run_store(_small(tmp), tmp / "small.zarr",
+                                               args.workers, f"--{kind}")["wall"] for _ in range(args.repeats))
+             for kind in ("threads", "processes")}
+    print(f"startup: sweeper run of 16 points: threads {start['threads']:.2f} s, processes {start['processes']:.2f} s",
+          flush=True)
     for n in [int(x) for x in args.sizes.split(",") if x]:
         spec = tiny_spec(tmp, n)
         eng = engine_seconds(spec)
@@ -217,20 +231,26 @@ def main():
               f"Measured by `python benchmarks/scale.py --sizes {args.sizes}{' --compile' if args.compile else ''}` "
               f"on this machine ({psutil.cpu_count()} cores, load average {load0:.1f} at the start and "
               f"{load1:.1f} at the end: the machine is shared, so the ratios matter more than the seconds), "
-              f"{w} local workers (threads), default settings (tasks sized from cost: `sweep.task-seconds`). "
+              f"{w} local workers, default settings (tasks sized from cost: `sweep.task-seconds`; threads or "
+              "processes chosen by cost, `cluster.local.auto-processes`). "
               "`sweeper run` walls are medians of "
               f"{args.repeats} runs up to 10^5 points, one run above.", "",
+              f"Start-up, the wall of a 16-point `sweeper run` (medians of {args.repeats}): threads "
+              f"{start['threads']:.2f} s, processes {start['processes']:.2f} s. Target (issue 17): "
+              "wall <= 2 x (engine / workers) + start-up, i.e. (wall - start-up) / (engine / workers) <= 2.", "",
               "### Tiny network (single_population.json, tf 0.002 s)", "",
-              "| points | tasks | engine alone, 1 thread | `sweeper run` wall | wall / (engine / workers) | files (max per array) "
-              "| disk / data | run process peak RSS | `open_sweep` | mean of a metric |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| points | tasks | workers | engine alone, 1 thread | `sweeper run` wall | (wall - start-up) / (engine / workers) "
+              "| files (max per array) | disk / data | run process peak RSS | worker peak RSS | `open_sweep` | mean of a metric |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['n']:,} | {r['tasks']} | {r['engine']:.2f} s | {r['wall']:.2f} s | "
-                     f"{r['wall'] / (r['engine'] / w):.2f} | {r['files']} ({r['max_files_per_array']}) | "
-                     f"{mb(r['bytes'])} / {mb(r['data'])} | {mb(r['client_rss'])} | {r['open']:.2f} s | {r['read']:.3f} s |")
+        lines.append(f"| {r['n']:,} | {r['tasks']} | {r['kind']} | {r['engine']:.2f} s | {r['wall']:.2f} s | "
+                     f"{(r['wall'] - start[r['kind']]) / (r['engine'] / w):.2f} | {r['files']} ({r['max_files_per_array']}) | "
+                     f"{mb(r['bytes'])} / {mb(r['data'])} | {mb(r['client_rss'])} | "
+                     f"{mb(r['worker_rss']) if r['kind'] == 'processes' else '(threads of the run)'} | {r['open']:.2f} s | {r['read']:.3f} s |")
     lines += ["", "### Tutorial network", "",
               f"{args.tutorial} points (E->I x I->E weight grid, tf 0.5 s): engine alone {eng_t:.1f} s (1 thread), "
-              f"`sweeper run` {rt['wall']:.1f} s with {w} workers: {rt['wall'] / (eng_t / w):.2f} x (engine / workers); "
+              f"`sweeper run` {rt['wall']:.1f} s with {w} worker {rt['kind']}: {rt['wall'] / (eng_t / w):.2f} x (engine / workers), "
+              f"{(rt['wall'] - start[rt['kind']]) / (eng_t / w):.2f} x after start-up (target 1.2); "
               f"{rt['files']} files, {mb(rt['bytes'])}.", "",
               "### Start-up and first run", "",
               f"- `sweeper simulate` whole process (warm cache): tiny network {t_sim:.2f} s, tutorial PopNet config "
