@@ -49,7 +49,7 @@ def simulate_batch(nets: Sequence[Network], max_batch: int | None = None, *, che
     """
     out: list = [None] * len(nets)
     groups: dict = {}
-    limit = max_delay_steps()
+    limit = None if checked else max_delay_steps()
     for k, net in enumerate(nets):
         try:
             if not checked:
