@@ -67,6 +67,35 @@ replicates: 2
     assert net.population("e").tau_m.values == (table["tau"][3],)
 
 
+@pytest.mark.parametrize("rows", [1, 5, 7, 1000])
+def test_point_blocks_are_the_points_in_order(tmp_path, rows):
+    """Stores are filled a block at a time: the blocks, joined, are exactly ``points()``."""
+    sweep = Sweep.from_file(write_spec(tmp_path, """
+network: NET
+parameters:
+  rate: {path: inputs.bg.rate, values: [10, 20, 30]}
+  nsyn: {path: "connections[bg->e].nsyn", values: [1, 2, 3]}
+  tau: {path: populations.e.tau_m, values: [0.01, 0.02]}
+  method: {path: populations.e.update_method, values: [approx, gmres]}
+  vmin: {path: populations.e.v_min, range: [-0.01, -0.005]}
+derived:
+  w: {path: "connections[bg->e].weight", expr: "0.01 / nsyn"}
+constraints: ["rate * nsyn < 60"]
+axes:
+  - zip: [rate, nsyn]
+  - grid: [tau, method]
+  - sample: {parameters: [vmin], n: 3, method: sobol, seed: 4}
+replicates: 2
+"""))
+    whole = sweep.points()
+    blocks = list(sweep.point_blocks(rows))
+    assert len(blocks) == -(-3 * 2 * 2 * 3 * 2 // rows)
+    for name, column in whole.items():
+        joined = np.concatenate([b[name] for b in blocks])
+        assert joined.dtype == column.dtype and joined.tolist() == column.tolist(), name
+    assert len(whole["rate"]) == 2 * 2 * 2 * 3 * 2
+
+
 @pytest.mark.parametrize("method", ["lhs", "sobol", "random"])
 def test_samples_are_seeded_and_inside_the_ranges(tmp_path, method):
     text = f"""

@@ -34,7 +34,7 @@ class Expected:
     source: str                     # "the spec kept in the store" or the spec file's name
     table: pts.Table
     names: list[str]
-    ids: np.ndarray
+    ids: np.ndarray                 # uint64 id codes (sweeper/ids.py)
     times: np.ndarray | None        # only from the user's spec (needs the network's time grid)
     populations: list[str] | None   # likewise
     full_length: bool               # every done trace spans the whole time axis
@@ -47,7 +47,7 @@ def from_user(sweep: Sweep) -> Expected:
     from ..sweep.runner import time_axis
 
     if sweep.adaptive is not None:  # points chosen while it ran: no fixed list to compare with
-        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=object), None, None,
+        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=np.uint64), None, None,
                         False, adaptive=sweep)
     table = sweep.points()
     names = sweep.parameter_names
@@ -57,7 +57,7 @@ def from_user(sweep: Sweep) -> Expected:
         p is not None and p.area == "simulation" and p.field == "tf" for p in swept)
     from ..sweep import usermetrics
     funcs = usermetrics.functions(sweep.user_metrics, sweep.recipe.folders) if sweep.user_metrics else {}
-    return Expected(sweep.source, table, names, pts.point_ids(table, names), time_axis(sweep, table),
+    return Expected(sweep.source, table, names, pts.point_codes(table, names), time_axis(sweep, table),
                     list(probe.recorded), full, metric_functions=funcs)
 
 
@@ -68,11 +68,11 @@ def from_store(st: SweepStore) -> Expected:
                                  source="the spec kept in the store",
                                  round_values="coordinates" in meta)  # older stores: values as numpy made them
     if sweep.adaptive is not None:
-        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=object), None, None,
+        return Expected(sweep.source, {}, sweep.parameter_names, np.array([], dtype=np.uint64), None, None,
                         stored_full_length(meta), adaptive=sweep)
     table = sweep.points()
     names = sweep.parameter_names
-    return Expected(sweep.source, table, names, pts.point_ids(table, names), None, None, stored_full_length(meta))
+    return Expected(sweep.source, table, names, pts.point_codes(table, names), None, None, stored_full_length(meta))
 
 
 def stored_full_length(meta: dict) -> bool:

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import metrics as metric_table
 from ..store import DONE, FAILED, PENDING, SweepStore
-from ..sweep.resume import damaged_axis, readable, rebuilt_ids, stored_columns
+from ..ids import NO_ID
+from ..sweep.resume import damaged_axis, positions, readable, rebuilt_ids, stored_columns
 from . import specs
 from .report import Report
 
@@ -196,21 +197,21 @@ def _ids(st: SweepStore, report: Report):
     for i in np.flatnonzero(~intact):
         report.other(f"point {i}: coordinates damaged ({', '.join(f'{k}={params[k][i]}' for k in params)})")
     for i in np.flatnonzero(intact & (ids != want)):
-        if ids[i] == "":
+        if ids[i] == NO_ID:
             report.other(f"point {i}: id lost (a lost chunk; rebuilt from its coordinates by `sweeper repair`)")
         else:
-            report.point(i, f"id {ids[i]} does not match its coordinates")
+            report.point(i, f"id {st.point_ids(slice(i, i + 1))[0]} does not match its coordinates")
 
 
 def _against_spec(st: SweepStore, expect: specs.Expected, report: Report):
     """The store's points are the spec's: the same ids, each with the spec's coordinates."""
     ids, have, _ = stored_columns(st, st.parameters)
     want = expect.ids
-    if set(ids) != set(want) or len(ids) != len(want):
+    differ = len(np.setxor1d(ids, want))
+    if differ or len(ids) != len(want):
         report.other(f"point ids do not match {expect.source}: store has {len(ids)}, spec has {len(want)}, "
-                     f"{len(set(ids) ^ set(want))} differ")
-    position = {pid: k for k, pid in enumerate(want)}
-    order = np.array([position.get(pid, -1) for pid in ids], dtype=int)
+                     f"{differ} differ")
+    order = positions(ids, want)
     ok = order >= 0
     for name in expect.names:
         if name not in have:

@@ -52,10 +52,12 @@ def check_regular_file(path: str | os.PathLike, what: str = "a file", max_bytes:
 def read_bytes(path: str | os.PathLike, what: str = "a file") -> bytes:
     """The contents of a regular file of at most ``io.max-file-bytes``."""
     most = limit("max-file-bytes")
-    check_regular_file(path, what, most)
+    size = check_regular_file(path, what, most)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(most + 1)
+            data = fh.read(size + 1)  # not read(most + 1): Python allocates what read() is asked for
+            if len(data) > size:  # grew since stat
+                data += fh.read(most + 1 - len(data))
     except OSError as exc:
         raise ModelError(f"cannot read file: {exc.strerror or exc}", str(path)) from None
     if len(data) > most:  # grew since stat

@@ -27,13 +27,14 @@ import platform
 import shutil
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import zarr
 
 from ..config import get as config
 from ..errors import StoreError
+from ..ids import BLOCK, id_codes, id_text
 from . import crash
 from .variables import FAILED, PENDING, STATUS_NAMES, Variable, for_store, VARIABLES
 
@@ -76,6 +77,16 @@ def kept(arr):
     return arr.with_config({"write_empty_chunks": True})
 
 
+def put_ids(arr, start: int, ids: np.ndarray):
+    """Write point ids (uint64 codes, or text) from row ``start`` on, a block at a time, so that
+    a million points never become a million Python strings at once."""
+    ids = np.asarray(ids)
+    for a in range(0, len(ids), BLOCK):
+        block = ids[a:a + BLOCK]
+        kept(arr)[start + a:start + a + len(block)] = id_text(block) if block.dtype == np.uint64 else \
+            block.astype(object)
+
+
 # stores made with checksums, the npoints commit record and every status chunk written
 INTEGRITY = 1
 
@@ -101,9 +112,16 @@ class SweepStore:
 
     # -- creation / opening
     @classmethod
-    def create(cls, path, *, params: Mapping[str, np.ndarray], ids: np.ndarray, populations: list[str],
-               times: np.ndarray, attrs: dict, dtype: str = "float64", chunk_points: int = 16,
-               variables: list[Variable] = VARIABLES) -> "SweepStore":
+    def create(cls, path, *, params: Mapping[str, np.ndarray] | None = None, ids: np.ndarray | None = None,
+               populations: list[str], times: np.ndarray, attrs: dict, dtype: str = "float64",
+               chunk_points: int = 16, variables: list[Variable] = VARIABLES,
+               blocks: Callable[[], Iterable[tuple[Mapping[str, np.ndarray], np.ndarray]]] | None = None,
+               npoints: int | None = None) -> "SweepStore":
+        """A new store of the points ``params`` (columns) with ``ids`` (uint64 codes or text), or,
+        for sweeps of any size, of ``npoints`` points given as ``blocks()``: (columns, ids) a block
+        of rows at a time, in order (then no column of the whole sweep is held in memory)."""
+        if blocks is None:
+            blocks, npoints = (lambda: [(params, ids)]), len(ids)
         path = Path(path)
         if path.exists():
             raise StoreError(f"{path} already exists")
@@ -117,19 +135,22 @@ class SweepStore:
         for leftover in leftovers:  # of killed runs (callers hold the lock); names taken literally, no glob
             shutil.rmtree(leftover, ignore_errors=True)
         try:
-            cls._build(tmp, params=params, ids=ids, populations=populations, times=times, attrs=attrs,
+            cls._build(tmp, blocks=blocks, n=npoints, populations=populations, times=times, attrs=attrs,
                        dtype=dtype, chunk_points=chunk_points, variables=variables)
             os.rename(tmp, path)
             crash.step("create.renamed")
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"cannot create store {path}: {exc.strerror or exc}") from None
+        except BaseException:  # refused points (blocks() may check them as it goes), Ctrl-C
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return cls.open(path, mode="r+")
 
     @classmethod
-    def _build(cls, path: Path, *, params, ids, populations, times, attrs, dtype, chunk_points, variables):
+    def _build(cls, path: Path, *, blocks, n, populations, times, attrs, dtype, chunk_points, variables):
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-        n, npop, nt = len(ids), len(populations), len(times)
+        npop, nt = len(populations), len(times)
         c = max(1, min(chunk_points, n))
         sizes = {"point": n, "population": npop, "time": nt}
         index_chunk = max(c, int(config("store.coordinate-chunk")))
@@ -139,20 +160,28 @@ class SweepStore:
             arr = group.create_array(var.name, shape=shape, **layout, dtype=var.numpy_dtype(dtype),
                                      fill_value=var.fill, dimension_names=list(var.dims),
                                      attributes=var.cf_attrs(), compressors=checksummed())
-            if var.written == "ids":
-                kept(arr)[:] = np.asarray(ids, dtype=object)
-            elif var.name == "status":
+            if var.name == "status":
                 kept(arr)[:] = np.full(shape, var.fill, dtype=arr.dtype)
         described = attrs.get("coordinates") or {}
-        for name, values in params.items():
-            values = np.asarray(values)
-            kind = str if values.dtype == object else values.dtype.str if values.dtype.kind in "bi" else "float64"
-            fill = {"b": False, "i": 0}.get(values.dtype.kind, "" if kind is str else np.nan)
-            cf = {k: v for k, v in (described.get(name) or {}).items() if k in ("long_name", "units") and v}
-            arr = group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind,
-                                     fill_value=fill, dimension_names=["point"], attributes=cf,
-                                     compressors=checksummed())
-            kept(arr)[:] = values
+        names, at = None, 0
+        for params, ids in blocks():
+            if names is None:  # the first block sets each coordinate's type
+                names = list(params)
+                for name, values in params.items():
+                    values = np.asarray(values)
+                    kind = str if values.dtype == object else values.dtype.str if values.dtype.kind in "bi" \
+                        else "float64"
+                    fill = {"b": False, "i": 0}.get(values.dtype.kind, "" if kind is str else np.nan)
+                    cf = {k: v for k, v in (described.get(name) or {}).items() if k in ("long_name", "units") and v}
+                    group.create_array(name, shape=(n,), chunks=(index_chunk,), dtype=kind, fill_value=fill,
+                                       dimension_names=["point"], attributes=cf, compressors=checksummed())
+            k = len(ids)
+            for name in names:
+                kept(group[name])[at:at + k] = np.asarray(params[name])
+            put_ids(group["point_id"], at, ids)
+            at += k
+        if at != n:
+            raise StoreError(f"{path}: {at} points were given for a store of {n}")
         kept(group.create_array("time", shape=(nt,), chunks=(max(nt, 1),), dtype="float64", fill_value=np.nan,
                                 dimension_names=["time"], attributes={"units": "s", "long_name": "time"},
                                 compressors=checksummed()))[:] = times
@@ -160,7 +189,7 @@ class SweepStore:
                                 dimension_names=["population"], attributes={"long_name": "recorded population"},
                                 compressors=checksummed()))[:] = np.asarray(populations, dtype=object)
         crash.step("create.arrays")
-        group.attrs["sweeper"] = dict(attrs, parameters=list(params), chunk_points=c, dtype=dtype,
+        group.attrs["sweeper"] = dict(attrs, parameters=names or [], chunk_points=c, dtype=dtype,
                                       variables=[v.name for v in variables], npoints=n, integrity=INTEGRITY,
                                       created=now(), completed=None, versions=versions())
         crash.step("create.attrs")
@@ -263,6 +292,16 @@ class SweepStore:
     def point_ids(self, sl: slice = slice(None)) -> np.ndarray:
         return self.group["point_id"][sl]
 
+    def point_codes(self, sl: slice = slice(None)) -> np.ndarray:
+        """The point ids as uint64 codes (:mod:`sweeper.ids`), read a block at a time."""
+        arr = self.group["point_id"]
+        start, stop, _ = sl.indices(arr.shape[0])
+        out = np.empty(max(0, stop - start), dtype=np.uint64)
+        for a in range(start, stop, BLOCK):
+            b = min(stop, a + BLOCK)
+            out[a - start:b - start] = id_codes(arr[a:b])
+        return out
+
     def errors(self, sl: slice = slice(None)) -> np.ndarray:
         return self.group["error"][sl]
 
@@ -346,7 +385,7 @@ class SweepStore:
                 kind = object if arr.dtype.kind in "TUSO" else arr.dtype
                 (kept(arr) if var.name == "status" else arr)[n0:n1] = np.full((k,) + arr.shape[1:], var.fill, dtype=kind)
         crash.step("extend.resized")
-        kept(g["point_id"])[n0:n1] = np.asarray(ids, dtype=object)
+        put_ids(g["point_id"], n0, ids)
         crash.step("extend.ids")
         self.set_meta(**dict(meta or {}), npoints=n1, completed=None)
         crash.step("extend.committed")
@@ -391,7 +430,10 @@ class SweepStore:
         """Replace a whole array written at creation (point ids, a coordinate, the time axis) with
         ``values`` rebuilt from what determines it."""
         arr = kept(self.group[name])
-        arr[:] = np.asarray(values, dtype=object) if arr.dtype.kind in "TUSO" else np.asarray(values)
+        if name == "point_id":
+            put_ids(arr, 0, values)
+        else:
+            arr[:] = np.asarray(values, dtype=object) if arr.dtype.kind in "TUSO" else np.asarray(values)
         if step:
             crash.step(step)
 

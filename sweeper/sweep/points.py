@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from ..config import get as config
+from ..ids import BLOCK, id_text
 
 Table = dict[str, np.ndarray]
 
@@ -169,31 +170,60 @@ def product(tables: list[Table]) -> Table:
     return result
 
 
+def product_length(tables: list[Table]) -> int:
+    return int(np.prod([length(t) for t in tables], dtype=np.int64))
+
+
+def product_rows(tables: list[Table], start: int, stop: int) -> Table:
+    """Rows ``start:stop`` of :func:`product` (``tables``), by index arithmetic."""
+    index = np.arange(start, stop, dtype=np.int64)
+    stride = product_length(tables)
+    out: Table = {}
+    for table in tables:
+        m = length(table)
+        stride //= m
+        pos = (index // stride) % m
+        for k, v in table.items():
+            out[k] = v[pos]
+    return out
+
+
 def length(table: Table) -> int:
     return len(next(iter(table.values()))) if table else 1
 
 
-def point_ids(table: Table, names: list[str]) -> np.ndarray:
-    """A stable id per row derived from its parameter values (same values -> same id, any run)."""
+def point_codes(table: Table, names: list[str]) -> np.ndarray:
+    """A stable id code per row derived from its parameter values (same values -> same id, any
+    run); :func:`id_text` gives the ids as text."""
     n = length(table)
     prefix = hashlib.sha1("\x1f".join(names).encode())
+    out = np.empty(n, dtype=np.uint64)
+
+    def code(data: bytes) -> int:
+        h = prefix.copy()
+        h.update(data)
+        return int.from_bytes(h.digest()[:8], "big") >> 4
+
     if names and all(np.asarray(table[k]).dtype.kind in "fiu" for k in names):
         # all numeric: hash each row's float64 bytes (+0.0 turns -0.0 into 0.0)
-        rows = np.ascontiguousarray(np.column_stack([np.asarray(table[k], dtype=float) + 0.0 for k in names]))
-        raw = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
-        out = np.empty(n, dtype=object)
-        for i, row in enumerate(raw.tolist()):
-            h = prefix.copy()
-            h.update(row)
-            out[i] = "p" + h.hexdigest()[:15]
+        cols = [np.asarray(table[k]) for k in names]
+        for a in range(0, n, BLOCK):
+            rows = np.ascontiguousarray(np.column_stack([np.asarray(c[a:a + BLOCK], dtype=float) + 0.0
+                                                         for c in cols]))
+            raw = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+            out[a:a + len(raw)] = [code(row) for row in raw.tolist()]
         return out
-    cols = [[_canon(v) for v in np.asarray(table[name]).tolist()] for name in names]
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        h = prefix.copy()
-        h.update("\x1f".join(col[i] for col in cols).encode())
-        out[i] = "p" + h.hexdigest()[:15]
+    cols = [np.asarray(table[name]) for name in names]
+    for a in range(0, n, BLOCK):
+        texts = [[_canon(v) for v in c[a:a + BLOCK].tolist()] for c in cols]
+        out[a:a + min(BLOCK, n - a)] = [code("\x1f".join(row).encode()) for row in zip(*texts)] \
+            if texts else [code(b"")] * min(BLOCK, n - a)
     return out
+
+
+def point_ids(table: Table, names: list[str]) -> np.ndarray:
+    """The ids of :func:`point_codes` as text (an object array of str)."""
+    return id_text(point_codes(table, names))
 
 
 def _canon(v) -> str:

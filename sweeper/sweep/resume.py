@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from ..errors import StoreError
+from ..ids import NO_ID
 from ..store import SweepStore
 from . import points as pts
 
@@ -29,10 +30,11 @@ def readable(read):
 
 
 def stored_columns(store: SweepStore, names: list[str]) -> tuple[np.ndarray, dict, np.ndarray]:
-    """(point ids, coordinates, rows whose coordinates are all intact); unreadable arrays read as lost."""
+    """(point id codes, coordinates, rows whose coordinates are all intact); unreadable arrays read
+    as lost (ids as NO_ID)."""
     n = store.npoints
-    ids = readable(store.point_ids)
-    ids = np.full(n, "", dtype=object) if ids is None else np.asarray(ids, dtype=object)
+    ids = readable(store.point_codes)
+    ids = np.full(n, NO_ID) if ids is None else ids
     params, intact = {}, np.ones(n, dtype=bool)
     for name in names:
         values = readable(lambda name=name: store.group[name][:])
@@ -45,36 +47,48 @@ def stored_columns(store: SweepStore, names: list[str]) -> tuple[np.ndarray, dic
 
 
 def rebuilt_ids(params: dict, names: list[str], intact: np.ndarray) -> np.ndarray:
-    """The id each row's coordinates give ('' where they are damaged)."""
-    want = np.full(len(intact), "", dtype=object)
+    """The id code each row's coordinates give (NO_ID where they are damaged)."""
+    want = np.full(len(intact), NO_ID, dtype=np.uint64)
     if intact.any():
-        want[intact] = pts.point_ids({k: v[intact] for k, v in params.items()}, names)
+        want[intact] = pts.point_codes({k: v[intact] for k, v in params.items()}, names)
     return want
+
+
+def positions(codes: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Where each of ``codes`` is in ``among`` (-1 where it is not): a sort, not a dict of strings."""
+    order = np.argsort(among, kind="stable")
+    ranked = among[order]
+    k = np.minimum(np.searchsorted(ranked, codes), max(len(ranked) - 1, 0))
+    found = (ranked[k] == codes) if len(ranked) else np.zeros(len(codes), dtype=bool)
+    return np.where(found, order[k] if len(ranked) else -1, -1)
 
 
 def heal(store: SweepStore, names: list[str], table: pts.Table | None = None, spec_ids: np.ndarray | None = None,
          times: np.ndarray | None = None, populations=None) -> list[str]:
     """Rebuild what lost or damaged chunks broke: point ids from intact coordinates, and with the
-    user's spec (``table``, ``spec_ids``, ``times``, ``populations()``: the recorded populations)
+    user's spec (``table``, ``spec_ids``: its id codes, ``times``, ``populations()``: the recorded populations)
     coordinates from the ids, the time axis and the population axis.  Without a spec only ids
     that are missing are rebuilt.  Returns what was rebuilt."""
     ids, params, intact = stored_columns(store, names)
     want = rebuilt_ids(params, names, intact)
     wrong = np.flatnonzero(ids != want)
     done, new_ids, new_params = [], ids.copy(), {k: v.copy() for k, v in params.items()}
-    known = {pid: k for k, pid in enumerate(spec_ids)} if spec_ids is not None else None
+    spec = spec_ids is not None
+    if spec and len(wrong):
+        at_id, at_want = positions(ids[wrong], spec_ids), positions(want[wrong], spec_ids)
     fixed_ids = fixed_coords = 0
-    for i in wrong:
-        if known is not None and ids[i] in known:  # the id is the spec's: the coordinates were damaged
+    for j, i in enumerate(wrong):
+        if spec and at_id[j] >= 0:  # the id is the spec's: the coordinates were damaged
             for name in names:
-                new_params[name][i] = table[name][known[ids[i]]]
+                new_params[name][i] = table[name][at_id[j]]
             fixed_coords += 1
-        elif want[i] != "" and (ids[i] == "" or (known is not None and want[i] in known)):
+        elif want[i] != NO_ID and (ids[i] == NO_ID or (spec and at_want[j] >= 0)):
             new_ids[i] = want[i]
             fixed_ids += 1
-        elif known is not None:
-            raise StoreError(f"{store.path}: point {i}: neither its id {ids[i]!r} nor its coordinates are in "
-                             "the spec; use `sweeper verify` and a new store")
+        elif spec:
+            text = readable(lambda: store.point_ids(slice(i, i + 1))[0])
+            raise StoreError(f"{store.path}: point {i}: neither its id {str(text or '')!r} nor its coordinates "
+                             "are in the spec; use `sweeper verify` and a new store")
     if fixed_ids:
         store.rewrite("point_id", new_ids, "repair.ids")
         done.append(f"rebuilt {fixed_ids} point id(s) from the coordinates")

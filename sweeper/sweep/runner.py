@@ -76,41 +76,21 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
     if getattr(sweep, "adaptive", None) is not None:  # points chosen while it runs
         return DRIVERS["adaptive"].prepare_store(sweep, path, accept_changed=accept_changed)
     path = Path(path)
-    table = sweep.points()
     names = sweep.parameter_names
     clash = RESERVED.intersection(names)
     if clash:
         raise StoreError(f"parameter name(s) {sorted(clash)} are reserved in the store; rename them")
-    if pts.length(table) == 0:
-        raise StoreError("the spec has no points (constraints removed every point)")
-    ids = pts.point_ids(table, names)
-    if len(set(ids)) != len(ids):
-        raise StoreError("two points have identical parameter values; use 'replicates' to repeat points")
     if not path.exists():
-        probe = sweep.network_for({k: v[0] for k, v in table.items()})
-        attrs = {"spec": sweep.text, "spec_source": sweep.source, "base_dir": str(sweep.base_dir),
-                 "spec_hash": sweep.hash, "signature": sweep.signature, "name": sweep.name,
-                 "paths": {n: (p.text if p is not None else None) for n, p in sweep.paths.items()},
-                 "derived": {n: d[0].text for n, d in sweep.derived.items()},
-                 "metric_window": sweep.output["metric_window"],
-                 "record_every": sweep.output["record_every"],
-                 "recipe": sweep.recipe.to_dict(), "coordinates": sweep.coordinates(),
-                 "user_metrics": sweep.user_metrics}
-        times = time_axis(sweep, table)
-        task = sizing.for_sweep(sweep, probe, len(ids), len(times))
-        created = SweepStore.create(path, params=table, ids=ids, populations=probe.recorded,
-                                    times=times, attrs=attrs,
-                                    dtype=sweep.output["dtype"], chunk_points=task.task_points,
-                                    variables=variables.table(sweep.user_metrics))
-        provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
-        return created
+        return _create(sweep, path, accept_changed)
+    table = sweep.points()
+    ids = _checked_ids(pts.point_codes(table, names))
     store = SweepStore.open(path, mode="r+")
     store.check_layout()
     meta = store.meta
     if "coordinates" not in meta and sweep.round_values:  # made before generated values were rounded
         sweep = Sweep.from_text(sweep.text, base_dir=sweep.base_dir, source=sweep.source, round_values=False)
         table = sweep.points()
-        ids = pts.point_ids(table, names)
+        ids = pts.point_codes(table, names)
     if meta.get("signature") not in (sweep.signature, sweep.legacy_signature) or store.parameters != names:
         raise StoreError(f"{path} was made from a different spec ({meta.get('spec_source')}, hash "
                          f"{meta.get('spec_hash')}); use a new store, or change only the values of an axis")
@@ -121,14 +101,13 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
                     "point(s) removed; they are added again now if the spec has them)")
     heal(store, names, table, ids, time_axis(sweep, table),
          populations=lambda: sweep.network_for({k: v[0] for k, v in table.items()}).recorded)
-    old = store.point_ids()
+    old = store.point_codes()
     grows = len(ids) - len(old) if not (len(old) == len(ids) and np.array_equal(old, ids)) else 0
     provenance.check_identity(store, sweep, accept_changed, added=grows, created=False)
     refuse_store_code(store, sweep, grows)
     if not grows:
         return store
-    known = set(old)
-    missing = len(known - set(ids))
+    missing = int(np.count_nonzero(~np.isin(old, ids)))
     if missing:
         raise StoreError(f"{path} holds {missing} point(s) that this spec no longer has; a spec may only "
                          "add points to an existing store" + _why_not_growable(sweep))
@@ -136,12 +115,73 @@ def prepare_store(sweep: Sweep, path, *, extend_ok: bool = True, accept_changed:
         raise StoreError(f"{path} would grow by {len(ids) - len(old)} points")
     if len(time_axis(sweep, table)) != len(store.times):
         raise StoreError(f"{path}: the new points need a different time axis; use a new store")
-    new = np.array([i for i, pid in enumerate(ids) if pid not in known], dtype=int)
+    new = np.flatnonzero(~np.isin(ids, old))
     store.extend({k: v[new] for k, v in table.items()}, ids[new],
                  meta=dict(spec=sweep.text, spec_hash=sweep.hash, spec_source=sweep.source,
                            recipe=sweep.recipe.to_dict(),
                            **({"coordinates": sweep.coordinates()} if "coordinates" in meta else {})))
     return store
+
+
+def _checked_ids(ids: np.ndarray) -> np.ndarray:
+    """The id codes of a spec's points, refused when there are none or two are equal."""
+    if len(ids) == 0:
+        raise StoreError("the spec has no points (constraints removed every point)")
+    ranked = np.sort(ids)
+    if (ranked[1:] == ranked[:-1]).any():
+        raise StoreError("two points have identical parameter values; use 'replicates' to repeat points")
+    return ids
+
+
+def _create(sweep: Sweep, path: Path, accept_changed: bool) -> SweepStore:
+    """A new store for ``sweep``, its points made and written a block at a time: of the whole
+    sweep the client holds only the id codes (8 bytes a point, sweeper/ids.py)."""
+    names = sweep.parameter_names
+    ids = np.empty(pts.product_length(sweep.axis_tables()), dtype=np.uint64)  # constraints may keep fewer
+    n = 0
+    for block in sweep.point_blocks():
+        k = pts.length(block)
+        ids[n:n + k] = pts.point_codes(block, names)
+        n += k
+    ids = _checked_ids(ids[:n])
+    first = next(block for block in sweep.point_blocks() if pts.length(block))
+    probe = sweep.network_for({k: v[0] for k, v in first.items()})
+    attrs = {"spec": sweep.text, "spec_source": sweep.source, "base_dir": str(sweep.base_dir),
+             "spec_hash": sweep.hash, "signature": sweep.signature, "name": sweep.name,
+             "paths": {n: (p.text if p is not None else None) for n, p in sweep.paths.items()},
+             "derived": {n: d[0].text for n, d in sweep.derived.items()},
+             "metric_window": sweep.output["metric_window"],
+             "record_every": sweep.output["record_every"],
+             "recipe": sweep.recipe.to_dict(), "coordinates": sweep.coordinates(),
+             "user_metrics": sweep.user_metrics}
+    times = time_axis(sweep, _tf_maxima(sweep))
+    task = sizing.for_sweep(sweep, probe, len(ids), len(times))
+
+    def blocks():
+        at = 0
+        for block in sweep.point_blocks():
+            k = pts.length(block)
+            yield block, ids[at:at + k]
+            at += k
+
+    created = SweepStore.create(path, blocks=blocks, npoints=len(ids), populations=probe.recorded,
+                                times=times, attrs=attrs, dtype=sweep.output["dtype"],
+                                chunk_points=task.task_points, variables=variables.table(sweep.user_metrics))
+    provenance.check_identity(created, sweep, accept_changed, added=len(ids), created=True)
+    return created
+
+
+def _tf_maxima(sweep: Sweep) -> pts.Table:
+    """Each parameter set on ``simulation.tf`` with its largest value (a one-row column), which is
+    all :func:`time_axis` reads of the points."""
+    tf = [n for n, p in list(sweep.paths.items()) + [(n, d[1]) for n, d in sweep.derived.items()]
+          if p is not None and p.area == "simulation" and p.field == "tf"]
+    most: dict[str, list] = {n: [] for n in tf}
+    for block in (sweep.point_blocks() if tf else ()):
+        for n in tf:
+            if len(block[n]):
+                most[n].append(np.max(block[n]))
+    return {n: np.array([max(v)] if v else [], dtype=float) for n, v in most.items()}
 
 
 def _why_not_growable(sweep: Sweep) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import yaml
@@ -195,12 +195,13 @@ class Sweep(SpecChecks):
         return names
 
     def axis_tables(self) -> list[pts.Table]:
-        """One table per fixed axis (grid, zip, sample) and the replicates, to be combined by
-        product; an adaptive axis chooses its points while it runs and has none."""
+        """Tables to be combined by product (first slowest): one per parameter of a grid, one per
+        zip and sample axis, and the replicates; an adaptive axis chooses its points while it runs
+        and has none."""
         tables = []
         for kind, body in self.axes:
-            if kind == "grid":
-                tables.append(pts.grid({n: self.values[n] for n in body}))
+            if kind == "grid":  # a grid is the product of its parameters' values, last fastest
+                tables += [{n: pts.as_column(list(self.values[n]))} for n in body]
             elif kind == "zip":
                 tables.append(pts.zipped({n: self.values[n] for n in body}, "axes"))
             elif kind == "sample":
@@ -214,10 +215,25 @@ class Sweep(SpecChecks):
         """Every point as columns (name -> array), constraints applied, derived values added.
 
         An adaptive sweep chooses its points while it runs: :func:`.adaptive.outer_points`."""
+        self._fixed_points()
+        return self._finish(pts.product(self.axis_tables()))
+
+    def point_blocks(self, rows: int = pts.BLOCK) -> Iterator[pts.Table]:
+        """The rows of :meth:`points` in order, made ``rows`` at a time (constraints may keep
+        fewer), so that a sweep of any size is never one table in memory."""
+        self._fixed_points()
+        tables = self.axis_tables()
+        total = pts.product_length(tables)
+        for start in range(0, total, rows):
+            yield self._finish(pts.product_rows(tables, start, min(total, start + rows)))
+
+    def _fixed_points(self) -> None:
         if self.adaptive is not None:
             raise SpecError("an adaptive sweep chooses its points while it runs; there is no fixed list "
                             "of points (`sweeper run` it, then `sweeper show` the store)", self.source)
-        table = pts.product(self.axis_tables())
+
+    def _finish(self, table: pts.Table) -> pts.Table:
+        """Rows of the axes' product -> points: derived values added, constraints applied."""
         for name, (expr, _path) in self.derived.items():
             value = expr(**{k: table[k] for k in expr.names})
             table[name] = np.broadcast_to(np.asarray(value, dtype=float), (pts.length(table),)).copy()
