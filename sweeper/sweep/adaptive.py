@@ -163,6 +163,12 @@ class _Initial:
     def points(self):
         return self._table
 
+    def point_blocks(self, rows: int = 0):
+        yield self._table  # one batch: small
+
+    def axis_tables(self):
+        return [self._table]
+
     def __getattr__(self, name):
         return getattr(self._sweep, name)
 
