@@ -58,8 +58,8 @@ def time_axis(sweep: Sweep, table: pts.Table) -> np.ndarray:
     """Sample times shared by every point: t_n = t0 + n*dt while t0 + n*dt < tf (longest tf)."""
     sim = sweep.base_network().simulation
     tf = sim.tf
-    for name, path in list(sweep.paths.items()) + [(n, d[1]) for n, d in sweep.derived.items()]:
-        if path is not None and path.area == "simulation" and path.field == "tf" and len(table[name]):
+    for name in _tf_names(sweep):
+        if len(table[name]):
             tf = float(np.max(table[name]))
     n = 0
     while sim.t0 + n * sim.dt < tf:
@@ -171,11 +171,16 @@ def _create(sweep: Sweep, path: Path, accept_changed: bool) -> SweepStore:
     return created
 
 
+def _tf_names(sweep: Sweep) -> list[str]:
+    """The parameters (swept or derived) set on ``simulation.tf``."""
+    return [n for n, p in list(sweep.paths.items()) + [(n, d[1]) for n, d in sweep.derived.items()]
+            if p is not None and p.area == "simulation" and p.field == "tf"]
+
+
 def _tf_maxima(sweep: Sweep) -> pts.Table:
     """Each parameter set on ``simulation.tf`` with its largest value (a one-row column), which is
     all :func:`time_axis` reads of the points."""
-    tf = [n for n, p in list(sweep.paths.items()) + [(n, d[1]) for n, d in sweep.derived.items()]
-          if p is not None and p.area == "simulation" and p.field == "tf"]
+    tf = _tf_names(sweep)
     most: dict[str, list] = {n: [] for n in tf}
     for block in (sweep.point_blocks() if tf else ()):
         for n in tf:
