@@ -110,48 +110,74 @@ def cortical_column():
     return Network(tuple(pops), tuple(conns), Simulation(0.0, 0.1, 1e-4), "column")
 
 
-def dipde_seconds(net, rounds: int) -> float | None:
-    """Median seconds of dipde's Network.run on the same network, or None without dipde."""
-    try:
-        from dipde.internals.connection import Connection as DConnection
-        from dipde.internals.externalpopulation import ExternalPopulation as DExternal
-        from dipde.internals.internalpopulation import InternalPopulation as DInternal
-        from dipde.internals.network import Network as DNetwork
-    except ImportError:
-        return None
+def network_data(net) -> dict:
+    """A network as the plain data benchmarks/dipde_worker.py builds dipde objects from."""
     from sweeper.model import ConstantRate, ExpressionRate
 
-    def build():
-        pops = {}
-        for p in net.populations:
-            if p.kind == "internal":
-                pops[p.name] = DInternal(tau_m=(list(p.tau_m.values), list(p.tau_m.probs)), v_min=p.v_min,
-                                         v_max=p.v_max, dv=p.dv, update_method=p.update_method,
-                                         approx_order=p.approx_order, tol=p.tol, norm=p.norm,
-                                         p0=(list(p.p0.values), list(p.p0.probs)),
-                                         initial_firing_rate=p.initial_firing_rate)
-            elif isinstance(p.rate, (ConstantRate, ExpressionRate)):
-                pops[p.name] = DExternal(p.rate.value if isinstance(p.rate, ConstantRate) else p.rate.expr)
-            else:
-                raise ValueError("dipde comparison needs constant or expression rates")
-        conns = [DConnection(pops[c.source], pops[c.target], c.nsyn,
-                             weights=(list(c.weights.values), list(c.weights.probs)),
-                             delays=(list(c.delays.values), list(c.delays.probs)))
-                 for c in net.connections if c.nsyn != 0]
-        return DNetwork(list(pops.values()), conns)
+    def dist(d):
+        return [list(d.values), list(d.probs)]
 
+    pops = []
+    for p in net.populations:
+        if p.kind == "internal":
+            pops.append(dict(kind="internal", name=p.name, tau_m=dist(p.tau_m), v_min=p.v_min, v_max=p.v_max,
+                             dv=p.dv, update_method=p.update_method, approx_order=p.approx_order, tol=p.tol,
+                             norm="inf" if p.norm == np.inf else p.norm, p0=dist(p.p0),
+                             initial_firing_rate=p.initial_firing_rate))
+        elif isinstance(p.rate, (ConstantRate, ExpressionRate)):
+            pops.append(dict(kind="external", name=p.name,
+                             rate=p.rate.value if isinstance(p.rate, ConstantRate) else p.rate.expr))
+        else:
+            raise ValueError(f"{net.name}: dipde comparison needs constant or expression rates")
+    conns = [dict(source=c.source, target=c.target, nsyn=c.nsyn, weights=dist(c.weights), delays=dist(c.delays))
+             for c in net.connections if c.nsyn != 0]
     sim = net.simulation
-    times = []
-    try:
-        for _ in range(rounds):
-            dn = build()
-            t = time.process_time()
-            dn.run(t0=sim.t0, dt=sim.dt, tf=sim.tf)
-            times.append(time.process_time() - t)
-    except Exception as exc:  # noqa: BLE001 - report and fall back to the stored timings
-        print(f"dipde could not run {net.name}: {exc}", file=sys.stderr)
-        return None
-    return float(np.median(times))
+    return dict(name=net.name, t0=sim.t0, dt=sim.dt, tf=sim.tf, populations=pops, connections=conns)
+
+
+class Dipde:
+    """dipde 0.2.2 in its own interpreter (benchmarks/dipde_worker.py), timing one network per
+    call, so that its rounds interleave with the engine's. ``python`` None: no dipde, and
+    :meth:`seconds` answers None (the stored timings are used)."""
+
+    def __init__(self, python: str | None, nets: dict):
+        self.names = list(nets)
+        self.times = {name: [] for name in nets}
+        self.proc = None
+        if not python:
+            return
+        data = [network_data(net) for net in nets.values()]
+        self.proc = subprocess.Popen([python, str(ROOT / "benchmarks" / "dipde_worker.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ""})
+        self.proc.stdin.write(json.dumps(data) + "\n")
+        self.proc.stdin.flush()
+
+    def round(self) -> None:
+        """Time every network once."""
+        if self.proc is None:
+            return
+        for k, name in enumerate(self.names):
+            self.proc.stdin.write(json.dumps({"case": k}) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the dipde worker exited (rc {self.proc.wait()})")
+            answer = json.loads(line)
+            if "error" in answer:
+                print(f"dipde could not run {name}: {answer['error']}", file=sys.stderr)
+                self.times[name] = None
+            elif self.times[name] is not None:
+                self.times[name].append(answer["seconds"])
+
+    def seconds(self, name: str) -> float | None:
+        """Median seconds of dipde on this network in this run, or None."""
+        t = self.times.get(name)
+        return float(np.median(t)) if t else None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait()
 
 
 def timed(fn):
@@ -269,8 +295,9 @@ def batch_specs() -> dict:
     }
 
 
-def measure(singles: dict, batches: dict, rounds: int, batch_rounds: int, probes: list):
-    """Interleaved rounds: per single its times and accuracy, per batch its times and checks."""
+def measure(singles: dict, batches: dict, rounds: int, batch_rounds: int, probes: list, dipde: Dipde):
+    """Interleaved rounds: per single its times and accuracy (and dipde's time, when there is
+    a dipde), per batch its times and checks."""
     single_times = {name: [] for name in singles}
     single_err, batch_info = {}, {}
     batch_times = {label: [] for label in batches}
@@ -280,6 +307,7 @@ def measure(singles: dict, batches: dict, rounds: int, batch_rounds: int, probes
                 dt, res = timed(lambda: simulate(net))
                 single_times[name].append(dt)
                 single_err[name] = rel_err(res, name)
+            dipde.round()
         if r < batch_rounds:
             for label, (name, nets, _) in batches.items():
                 dt, out = timed(lambda: simulate_batch(nets))
@@ -306,6 +334,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats (for development)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--only", default=None, help="run only rows whose name contains this")
+    ap.add_argument("--dipde-python", default=os.environ.get("SWEEPER_DIPDE_PYTHON"),
+                    help="a Python that imports dipde 0.2.2 (see benchmarks/dipde_env.sh): dipde is then "
+                         "timed in the same run, round by round with the engine "
+                         "(default: $SWEEPER_DIPDE_PYTHON; without it, the stored timings)")
     args = ap.parse_args(argv)
     rounds = 3 if args.quick else 7
     batch_rounds = 1 if args.quick else 5
@@ -318,8 +350,15 @@ def main(argv=None) -> int:
     if args.only:
         singles = {k: v for k, v in singles.items() if args.only in k}
         batches = {k: v for k, v in batches.items() if args.only in k}
-    single_times, single_err, batch_times, batch_info = measure(singles, batches, rounds, batch_rounds, probes)
-    side = {name: dipde_seconds(net, rounds) for name, net in singles.items()}
+    dipde_nets = dict(singles)
+    dipde_nets.update({name: case(name) for name, _, _ in batches.values()})
+    dipde = Dipde(args.dipde_python, dipde_nets)
+    try:
+        single_times, single_err, batch_times, batch_info = measure(singles, batches, rounds, batch_rounds, probes,
+                                                                    dipde)
+    finally:
+        dipde.close()
+    side = {name: dipde.seconds(name) for name in dipde_nets}
 
     rows = []
     for name in singles:
