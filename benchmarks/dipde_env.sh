@@ -9,7 +9,7 @@ src=$(cd "${1:?usage: dipde_env.sh DIPDE_SOURCE [VENV]}" && pwd)
 venv=${2:-.dipde-venv}
 test -f "$src/dipde/internals/network.py" || { echo "dipde_env.sh: no dipde package in $src" >&2; exit 2; }
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q 'numpy==1.23.5' 'scipy==1.9.3' 'sympy==1.12' 'pandas==1.5.3' 'matplotlib==3.7.5'
+"$venv/bin/pip" install -q 'numpy==1.23.5' 'scipy==1.11.4' 'sympy==1.12' 'pandas==1.5.3' 'matplotlib==3.7.5'
 site=$("$venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')
 echo "$src" > "$site/dipde.pth"
 "$venv/bin/python" -W ignore -c 'import dipde; print("dipde", dipde.__version__, "in", dipde.__file__)'

@@ -391,3 +391,27 @@ def test_gmres_with_a_narrow_band_is_solved_directly_and_follows_the_spec(grid):
     net = Network((pop,) + exts, conns, Simulation(0.0, 0.02, 2e-4), "banded")
     res = compare(net)
     assert res.info["iterations"]["e"] == 100  # one direct solve per step
+
+
+def test_gmres_switches_to_the_direct_solve_when_sweeps_cost_more_and_follows_the_spec():
+    # jumps reaching 17 bins up and 3 down are too wide a band to factorise up front
+    # (kl * ku + 4 (kl + ku) = 131 > 96), but with strong inhibition at a large dt Gauss-Seidel
+    # needs hundreds of sweeps a step (1506 for the first): it stops after about twice a direct
+    # solve's cost (20 sweeps here) and that population is solved directly from then on (one
+    # iteration a step). Still equal to the literal method, and alone equal to in a batch (a
+    # member switches by its own sweeps)
+    def net(k):
+        pop = InternalPopulation("e", tau_m=Dist.delta(0.01), v_min=-0.02, v_max=0.02, dv=5e-4, update_method="gmres",
+                                 tol=1e-12, p0=Dist.parse({"values": [0.0, 0.0051], "probs": [0.5, 0.5]}))
+        exts = (ExternalPopulation("bg", parse_rate(f"{300 + 50 * k} + 100*sin(200*t)")),
+                ExternalPopulation("inh", parse_rate(2000.0)))
+        w = Dist.parse({"values": [0.001, 0.004, 0.008], "probs": [0.4, 0.4, 0.2]})
+        conns = (Connection("bg", "e", 10, w.scaled(1 + 0.02 * k)), Connection("inh", "e", 20, Dist.delta(-0.0012)))
+        return Network((pop,) + exts, conns, Simulation(0.0, 0.1, 2e-3), f"switch{k}")
+
+    nets = [net(k) for k in range(3)]
+    steps = 50
+    for n_, batched in zip(nets, simulate_batch(nets)):
+        alone = compare(n_)
+        assert steps < alone.info["iterations"]["e"] < 2 * steps
+        assert np.array_equal(alone.rates, batched.rates)

@@ -24,7 +24,8 @@ def _gs_setup(n, dt, inv, achain, diag, M, doff, V, cols, info, theff, fleff, ha
     previous sweep's values) first, and ``info[4 * side:4 * side + 4]`` = (how many of
     those, how many pointing the sweep's way, block length = their shortest offset, 1 if
     the side reads nothing from later in the sweep: then its first sweep is final).
-    info[8:10] is the range of bins where theff is nonzero."""
+    info[8:10] is the range of bins where theff is nonzero; info[10], the most sweeps to take,
+    is set by the caller."""
     zmin = zb0
     zmax = zb0 if zb1 < 0 else zb1
     for k in range(n):
@@ -107,7 +108,8 @@ def _gauss_seidel(p, ypad, pad, n, lo, dt, lim, inv, achain, M, V, doff, cols, i
 
     Bins below ``lo`` (under the reset bins) are known to stay exactly 0 and are skipped.
     Starts from x0; a start that already meets the tolerance is returned unchanged, which
-    makes steady states exact fixed points (as with dipde's GMRES). Returns the sweeps.
+    makes steady states exact fixed points (as with dipde's GMRES). Returns the sweeps: info[10]
+    when it stopped there unconverged (the caller then solves directly, see band_cap).
     """
     zmin = zb0
     zmax = zb0 if zb1 < 0 else zb1
@@ -120,7 +122,7 @@ def _gauss_seidel(p, ypad, pad, n, lo, dt, lim, inv, achain, M, V, doff, cols, i
         yv[k] = x0[k]
         pinv[k] = p[k] * inv[k]
     sweeps = 0
-    for it in range(MAX_SWEEPS):
+    for it in range(info[10]):
         delta2 = 0.0
         for side in range(2):
             r0, r1 = (lo, zmin) if side == 0 else (zmax + 1, n)
@@ -280,11 +282,31 @@ def step_backward_euler(p, o, n, lo, dt, tol, i, fresh, diag, M, doff, V, theff,
 # few sweeps of Gauss-Seidel. Narrow bands with strong jumps against the sweep (dipde's cortical
 # column: 35 sweeps per step) then cost one factorisation and two triangular solves.
 BAND_LIMIT = 96
+# Wider bands, up to BAND_MAX (the factors' memory is n * (kl + ku + 1)), are solved directly
+# too once Gauss-Seidel proves dearer: a step stops sweeping after band_cap sweeps, about twice
+# the cost of a direct solve, and that population is solved directly from then on.
+BAND_MAX = 1000
+
+
+@njit(cache=True)
+def band_cost(kl, ku):
+    """About the cost per bin of factorising and solving a band (kl below, ku above)."""
+    return kl * ku + 4 * (kl + ku)
 
 
 @njit(cache=True)
 def use_band(kl, ku):
-    return kl * ku + 4 * (kl + ku) <= BAND_LIMIT
+    return band_cost(kl, ku) <= BAND_LIMIT
+
+
+@njit(cache=True)
+def band_cap(M, kl, ku):
+    """The most Gauss-Seidel sweeps worth a step (a sweep costs about M + 1 per bin, M the
+    diagonals) before a direct solve is cheaper; MAX_SWEEPS when the band is too wide."""
+    cost = band_cost(kl, ku)
+    if cost > BAND_MAX:
+        return MAX_SWEEPS
+    return max(2, min(MAX_SWEEPS, 2 * cost // (M + 1)))
 
 
 @njit(cache=True)

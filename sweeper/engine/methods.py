@@ -104,7 +104,8 @@ class Exact(UpdateMethod):
 class Gmres(UpdateMethod):
     """Backward Euler ``(I - dt J) p_new = p`` (docs/method.md §8.4). DiPDE solves it with
     GMRES at relative tolerance ``tol``; sweeper solves the same system directly when the
-    operator's band is narrow (kernels_gmres.use_band), else by Gauss-Seidel sweeps until a
+    operator's band is narrow (kernels_gmres.use_band) or Gauss-Seidel proves dearer
+    (kernels_gmres.band_cap), else by Gauss-Seidel sweeps until a
     sweep changes the solution by at most ``min(tol, 1e-12) * ||p||_2``:
     a ``tol`` above 1e-12 (including the 1e-5 that ``tol: null`` means) is clamped, so
     sweeper's answer is the backward-Euler solution to about 1e-12 whatever ``tol`` says,

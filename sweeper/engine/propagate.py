@@ -28,8 +28,8 @@ from numba import njit
 
 from .codes import APPROX_ORDER, APPROX_TOL, BACKWARD_EULER, FAIL_SERIES, OK
 from .kernels_common import _assemble, _finish_span
-from .kernels_gmres import (_reuse_last_step, band_setup, band_widths, step_backward_euler,
-                            step_backward_euler_banded, use_band)
+from .kernels_gmres import (BAND_MAX, MAX_SWEEPS, _reuse_last_step, band_cap, band_cost, band_setup, band_widths,
+                            step_backward_euler, step_backward_euler_banded, use_band)
 from .kernels_taylor import _expm_action, _taylor_order, _taylor_tol
 
 
@@ -73,10 +73,12 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
             mmax = max(mmax, dcnt[b, i])
             for m in range(dptr[b, i], dptr[b, i] + dcnt[b, i]):
                 pad = max(pad, abs(doff[m]))
-    # gmres operators with a narrow band are solved directly (per member and population, from
-    # its own offsets, so that a network's arithmetic does not depend on its batch)
+    # gmres operators with a narrow band are solved directly, and wider ones once Gauss-Seidel
+    # proves dearer (per member and population, from its own offsets and sweeps, so that a
+    # network's arithmetic does not depend on its batch)
     banded = np.zeros((B, P), dtype=np.bool_)
     kwidth = np.zeros((B, P, 2), dtype=np.int64)
+    gs_cap = np.zeros((B, P), dtype=np.int64)
     wmax = 1
     for b in range(B):
         for i in range(n_pop):
@@ -84,8 +86,10 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                 kl, ku = band_widths(dcnt[b, i], doff[dptr[b, i]:dptr[b, i] + dcnt[b, i]])
                 kwidth[b, i, 0] = kl
                 kwidth[b, i, 1] = ku
+                gs_cap[b, i] = band_cap(dcnt[b, i], kl, ku)
                 if use_band(kl, ku):
                     banded[b, i] = True
+                if band_cost(kl, ku) <= BAND_MAX:
                     wmax = max(wmax, kl + ku + 1)
     ab = np.empty((P, wmax, nmax))
     bz = np.empty((P, 2, nmax))
@@ -105,7 +109,7 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
     inv = np.empty((P, nmax))
     achain = np.empty((P, nmax))
     cols = np.empty((P, 2, mmax), dtype=np.int64)
-    sweep_info = np.zeros((P, 10), dtype=np.int64)
+    sweep_info = np.zeros((P, 11), dtype=np.int64)
     flags = np.zeros((P, 2), dtype=np.bool_)
     asm_lam = np.empty((P, gmax + 1))
     asm_ok = np.zeros(P, dtype=np.bool_)
@@ -207,19 +211,30 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                 m = method[i]
                 M = dcnt[b, i]
                 d0 = dptr[b, i]
-                if m == BACKWARD_EULER and banded[b, i]:  # writes its solution to ypad[pad:pad + n]
-                    kl = kwidth[b, i, 0]
-                    ku = kwidth[b, i, 1]
-                    if fresh:
-                        band_setup(n, dt, diag[i], M, doff[d0:d0 + M], V[i], kl, ku, ab[i], bz[i], bs[i], theff[i],
-                                   fleff[i], has_th, has_fl, zb0, zb1, nz)
-                    work_out[b, i] += step_backward_euler_banded(p, o, n, dt, kl, ku, ab[i], bz[i], bs[i], theff[i],
-                                                                 fleff[i], has_th, has_fl, nz, ypad[pad:pad + n])
-                elif m == BACKWARD_EULER:
-                    work_out[b, i] += step_backward_euler(p, o, n, lo, dt, tol[b, i], i, fresh, diag, M,
-                                                          doff[d0:d0 + M], V, theff, fleff, flags, zb0, zb1, inv,
-                                                          achain, cols, sweep_info, term, tmp, tmp2, ypad, pad,
-                                                          prev_prev, prev_prev2, has_prev2, has_prev3)
+                if m == BACKWARD_EULER:  # writes its solution to ypad[pad:pad + n]
+                    if not banded[b, i]:
+                        sweep_info[i, 10] = gs_cap[b, i]
+                        sweeps = step_backward_euler(p, o, n, lo, dt, tol[b, i], i, fresh, diag, M, doff[d0:d0 + M], V,
+                                                     theff, fleff, flags, zb0, zb1, inv, achain, cols, sweep_info, term,
+                                                     tmp, tmp2, ypad, pad, prev_prev, prev_prev2, has_prev2, has_prev3)
+                        work_out[b, i] += sweeps
+                        if sweeps >= gs_cap[b, i] and gs_cap[b, i] < MAX_SWEEPS:
+                            # a direct solve is cheaper: this step and every later one (the operator is
+                            # assembled again: Gauss-Seidel's set-up scaled V in place)
+                            banded[b, i] = True
+                            fresh = True
+                            _assemble(dt if scaled[i] else 1.0, lam, ng, coef, M, ccnt[b, i],
+                                      ctag[cptr[b, i]:cptr[b, i] + ccnt[b, i]], cm[cptr[b, i]:cptr[b, i] + ccnt[b, i]],
+                                      cvoff[cptr[b, i]:cptr[b, i] + ccnt[b, i]], DV, V[i], n, leak[b, o:o + n], gdiag[b],
+                                      gboff[g0:g0 + ng], diag[i, :n])
+                    if banded[b, i]:
+                        kl = kwidth[b, i, 0]
+                        ku = kwidth[b, i, 1]
+                        if fresh:
+                            band_setup(n, dt, diag[i], M, doff[d0:d0 + M], V[i], kl, ku, ab[i], bz[i], bs[i], theff[i],
+                                       fleff[i], has_th, has_fl, zb0, zb1, nz)
+                        work_out[b, i] += step_backward_euler_banded(p, o, n, dt, kl, ku, ab[i], bz[i], bs[i], theff[i],
+                                                                     fleff[i], has_th, has_fl, nz, ypad[pad:pad + n])
                 elif m == APPROX_TOL:  # explicit methods update p[o:o + n] in place
                     kterm, ok = _taylor_tol(p, o, term, tmp, lo, n, tol[b, i], normord[b, i], i, diag, M, doff, d0,
                                             V, theff, tlo, thi, fleff, has_th, has_fl, zb0, zb1, nz, dt)
