@@ -239,3 +239,36 @@ def test_population_names_with_commas_are_quoted_and_newlines_refused(tmp_path):
 def _write(path, doc):
     path.write_text(json.dumps(doc))
     return path
+
+
+def test_passed_checks_are_remembered_only_for_objects_that_cannot_change():
+    # a sweep's points share unchanged model objects, whose checks are not repeated; a Dist
+    # built with lists (a builder may) can still change, so it is checked every time
+    from dataclasses import replace
+
+    from sweeper import Connection, Dist, ExternalPopulation, InternalPopulation, Network, Simulation
+    from sweeper.engine.check import check_network
+    from sweeper.model import evolve, parse_rate
+
+    listed = Dist([0.002], [1.0])
+    net = Network((ExternalPopulation("bg", parse_rate(100.0)), InternalPopulation("e", v_min=-0.02, dv=2e-4)),
+                  (Connection("bg", "e", 10, listed),), Simulation(0.0, 0.01, 2e-4))
+    check_network(net)
+    check_network(net)
+    listed.probs[0] = 0.5
+    with pytest.raises(ModelError, match="sum to 0.5"):
+        check_network(net)
+    pop = InternalPopulation("e", v_min=-0.02, dv=2e-4)
+    check_network(evolve(net, connections=(Connection("bg", "e", 10, Dist.delta(0.002)),),
+                         populations=(net.populations[0], pop)))
+    with pytest.raises(ModelError, match="tau_m must be > 0"):  # a changed copy is a new object
+        check_network(net.replace_population("e", tau_m=Dist.delta(-0.01)))
+    # evolve is dataclasses.replace, faster
+    for obj, change in [(net, dict(name="x", populations=list(net.populations))), (pop, dict(dv=1e-4)),
+                        (net.connections[0], dict(nsyn=3.0)), (net.simulation, dict(tf=0.02)),
+                        (ExternalPopulation("bg", parse_rate("100 + t")), dict(rate=parse_rate(5.0))),
+                        (parse_rate("100 + t"), dict(expr="5 + t"))]:
+        assert evolve(obj, **change) == replace(obj, **change)
+    assert evolve(parse_rate("100 + t"), expr="5 + t")(0.0) == 5.0
+    with pytest.raises(TypeError):
+        evolve(pop, no_such_field=1)

@@ -69,16 +69,24 @@ def _check_delay_lengths(net: Network, dt: float, where: str, limit: int | None)
 def _check_samples(net: Network, where: str) -> None:
     sim = net.simulation
     t0, dt = float(sim.t0), float(sim.dt)
-    t = sample_times(sim)
+    t = None
     for pop in net.populations:
         if isinstance(pop, ExternalPopulation):
-            rate_values(pop.rate, t, f"{where}: populations[{pop.name!r}].rate")
+            if not _constant_ok(pop.rate):
+                t = sample_times(sim) if t is None else t
+                rate_values(pop.rate, t, f"{where}: populations[{pop.name!r}].rate")
         elif isinstance(pop, InternalPopulation):
             initial_density(pop, f"{where}: populations[{pop.name!r}]")
     for c in net.connections:
         src = net.population(c.source)
-        if c.nsyn != 0 and c.delay_queue is None and isinstance(src, ExternalPopulation):
+        if (c.nsyn != 0 and c.delay_queue is None and isinstance(src, ExternalPopulation)
+                and not _constant_ok(src.rate)):
             rate_values(src.rate, queue_times(c, t0, dt), f"{where}: populations[{c.source!r}].rate")
+
+
+def _constant_ok(rate) -> bool:
+    """A constant rate that :func:`rate_values` passes at every time, without sampling it."""
+    return isinstance(rate, ConstantRate) and rate.value >= 0
 
 
 def queue_times(c, t0: float, dt: float) -> np.ndarray:

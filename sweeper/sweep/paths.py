@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelError
 from ..model import (
-    Dist, ExternalPopulation, InternalPopulation, Network, is_number, parse_rate,
+    Dist, ExternalPopulation, InternalPopulation, Network, evolve, is_number, parse_rate,
 )
 from ..engine.methods import METHODS, method_names
 
@@ -88,7 +88,7 @@ class ParamPath:
     def apply(self, net: Network, value) -> Network:
         """Return a copy of ``net`` with this path set to ``value``."""
         if self.area == "simulation":
-            return replace(net, simulation=replace(net.simulation, **{self.field: float(value)}))
+            return evolve(net, simulation=evolve(net.simulation, **{self.field: float(value)}))
         if self.area == "population":
             if self.kind == "rate":
                 return net.replace_population(self.target, rate=parse_rate(value, self.text))
