@@ -408,8 +408,11 @@ def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds, probes) -
         "single: `simulate(net)`, "
         f"median of {rounds}; batch: `simulate_batch(nets)` / len(nets), median of {batch_rounds}), "
         "including building the operators, excluding file reading. *dipde s* is dipde 0.2.2's "
-        "`Network.run`: timed in this run where marked (same run), otherwise the median of the four "
-        "medians in `tests/data/reference/dipde_timings.json` (same VM), and for the column the 1.41 s "
+        "`Network.run` (CPU time, median): where marked *same run*, timed in this run on the same "
+        "network, one run per case in every round of the engine's (in its own interpreter: "
+        "`benchmarks/dipde_env.sh` builds it, `SWEEPER_DIPDE_PYTHON` names it; a case is done after 3 "
+        "runs once they took 20 s); otherwise the median of the four medians in "
+        "`tests/data/reference/dipde_timings.json` (same VM, another day), and for the column the 1.41 s "
         "of dipde's own cortical-column example measured in issue 16 (the column here is built like it, "
         "not with its exact parameters). *accuracy* is max|x - ref| / max|ref| against dipde's reference "
         "trace (for a batch: the member that is the reference case); *batch = alone* is the largest "
@@ -443,9 +446,31 @@ def render(rows, batch_info, cold, cached, warm, rounds, batch_rounds, probes) -
         "(toward 0 V from both sides), so the stiff leak is triangular; jumps that point against the "
         "sweep are summed a whole diagonal at a time, jumps that point along it in blocks shorter than "
         "their offset, leaving one multiply-add per bin in sequence; the start is extrapolated from "
-        "the last densities. A backward-Euler step whose inputs (density and input rates) are "
+        "the last densities. Narrow bands are solved directly (banded LU, the reset and floor rows by "
+        "Woodbury), and wider ones too once Gauss-Seidel needs more sweeps than that costs (weight "
+        "distributions against strong inhibition). A backward-Euler step whose inputs (density and input rates) are "
         "bit-identical to the previous step's reuses its result (steady states). The whole time loop "
         "of every batch member runs in one compiled call (numba) that releases the GIL.",
+        "",
+        'Why the missed targets are missed (measured 2026-12-02): (1) *a small network alone* '
+        '(`dipde_example_singlepop`, 200 bins, 1000 steps): the compiled time loop takes about 0.6 ms; '
+        'the rest of a `simulate` call is Python set-up of the arrays from cold operator caches '
+        '(`build_plan` about 0.9 ms, `check_network` about 0.2 ms), which a batch shares, so its members'
+        ' run at 1.9-2x the speed of one alone. (2) *many diagonals* (`..._exponential_distribution`: a '
+        '201-point weight distribution is 147 diagonals, about 18,000 multiply-adds a step): the step is'
+        ' bound by loads, and a dense BLAS matrix-vector product of the same 200 x 200 operator takes '
+        '5-7 us, as long as the whole step. (3) *gmres_weight_dist* (25 weights, 15 diagonals, the band '
+        'kl = 23 below, ku = 3 above): after the first step it is solved by a banded LU per step (its '
+        'inputs change every step until the steady state); the compiled loop is about 55-60 % of the '
+        'time (2.9-3.1 ms), Python set-up the rest. (4) *gmres batches*: members are stepped one after '
+        'another in the compiled loop, so a batch saves only the per-call set-up; the Gauss-Seidel chain'
+        ' is one dependent multiply-add per bin (the chained-FMA probe above), which stepping 16-32 '
+        'members in SIMD lanes would hide; that needs the time loop restructured in lockstep over '
+        'members (operators per member, convergence per lane), not done. (5) *approx batches at 400x* '
+        'need 0.38 us a step (`dipde_example_singlepop`, one Taylor term) and 0.72 us '
+        '(`single_const_taylor`, 4.2 terms); they take 0.96 and 1.6 us: each term is a pass over 4-5 '
+        'diagonals of 200 bins, then come the threshold and mass passes, and the gather probe above '
+        '(about 1 ns per element) puts one pass over 200 bins near 0.2 us.',
         "",
     ]
     return "\n".join(lines)
