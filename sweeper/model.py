@@ -466,6 +466,11 @@ def _remember(obj: Any) -> None:
     _PASSED[id(obj)] = obj
 
 
+def forget_checks() -> None:
+    """Forget which objects passed their checks (they are then checked again)."""
+    _PASSED.clear()
+
+
 def check_dist(d: Any, where: str) -> None:
     """A distribution made in Python (a builder, the API) gets the checks Dist.parse makes on files:
     values and probabilities of one non-zero length, finite, probabilities >= 0 summing to 1."""

@@ -168,7 +168,10 @@ _grid, _jump, _leak, _p0, _pop_diagonals, _delay_kernel = grid, jump, leak, p0, 
 
 
 def clear_caches() -> None:
-    """Forget every cached grid, operator and delay kernel (benchmarks time cold starts)."""
+    """Forget every cached grid, operator and delay kernel, and which model objects passed
+    their checks (benchmarks time cold starts)."""
+    from ..model import forget_checks
     from .grid import _grid_problem
     for fn in (grid, jump, leak, p0, pop_diagonals, delays, _grid_problem):
         fn.cache_clear()
+    forget_checks()
