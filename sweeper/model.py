@@ -379,27 +379,27 @@ class Network:
         return self
 
 
-_FIELDS: dict[type, frozenset] = {}
+_FIELDS: dict[type, tuple[frozenset, bool]] = {}
 
 
 def evolve(obj, **changes):
     """``dataclasses.replace`` for the frozen model classes, at a fraction of its cost (a sweep
-    makes a network per point): the fields are copied and the changed ones set, without running
-    ``__init__`` again. Those classes keep no derived state, except ExpressionRate (its compiled
-    form: replaced the usual way) and Network (its sequences are made tuples, as __init__ does)."""
+    makes a network per point): the fields are copied, the changed ones set and ``__post_init__``
+    run, without ``__init__``. A class with derived fields (``init=False``: ExpressionRate's
+    compiled form) is replaced the usual way."""
     cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
-    if cls is ExpressionRate or not names.issuperset(changes):
+    known = _FIELDS.get(cls)
+    if known is None:
+        fs = fields(cls)
+        known = _FIELDS[cls] = (frozenset(f.name for f in fs), all(f.init for f in fs))
+    names, plain = known
+    if not plain or not names.issuperset(changes):
         return replace(obj, **changes)  # (an unknown field: replace's own TypeError)
     new = object.__new__(cls)
-    state = new.__dict__
-    state.update(obj.__dict__)
-    state.update(changes)
-    if cls is Network:
-        state["populations"] = tuple(state["populations"])
-        state["connections"] = tuple(state["connections"])
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    if hasattr(cls, "__post_init__"):
+        new.__post_init__()
     return new
 
 

@@ -98,7 +98,7 @@ def queue_times(c, t0: float, dt: float) -> np.ndarray:
 def rate_values(rate, t: np.ndarray, where: str) -> np.ndarray:
     """An external rate at times t, refused unless finite and >= 0 (up to -1e-14, DiPDE's
     rule; such values count as their absolute value), docs/method.md §2.2."""
-    if isinstance(rate, ConstantRate) and rate.value >= 0:
+    if _constant_ok(rate):
         return np.full(t.shape, float(rate.value))
     try:
         v = np.asarray(rate(t), dtype=float)

@@ -149,6 +149,10 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                                                     prev_lam, has_prev, has_prev2, has_prev3):
                     newrate[i] = prev_rate[i]
                     continue
+                M = dcnt[b, i]
+                K = ccnt[b, i]
+                c0 = cptr[b, i]
+                scale = dt if scaled[i] else 1.0
                 fresh = not asm_ok[i]
                 for g in range(ng):
                     if lam[g] != asm_lam[i, g]:
@@ -188,10 +192,6 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                             thi = k + 1
                     tspan[i, 0] = tlo
                     tspan[i, 1] = thi
-                    M = dcnt[b, i]
-                    K = ccnt[b, i]
-                    c0 = cptr[b, i]
-                    scale = dt if scaled[i] else 1.0
                     _assemble(scale, lam, ng, coef, M, K, ctag[c0:c0 + K], cm[c0:c0 + K], cvoff[c0:c0 + K], DV,
                               V[i], n, leak[b, o:o + n], gdiag[b], gboff[g0:g0 + ng], dg)
                     asm_ok[i] = True
@@ -209,7 +209,6 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                 thi = tspan[i, 1]
                 # the one place that picks a method's step by its kernel code (methods.METHODS)
                 m = method[i]
-                M = dcnt[b, i]
                 d0 = dptr[b, i]
                 if m == BACKWARD_EULER:  # writes its solution to ypad[pad:pad + n]
                     if not banded[b, i]:
@@ -223,10 +222,8 @@ def run_members(steps, dt, n_pop, nbins, boff, method, implicit, scaled, approx_
                             # assembled again: Gauss-Seidel's set-up scaled V in place)
                             banded[b, i] = True
                             fresh = True
-                            _assemble(dt if scaled[i] else 1.0, lam, ng, coef, M, ccnt[b, i],
-                                      ctag[cptr[b, i]:cptr[b, i] + ccnt[b, i]], cm[cptr[b, i]:cptr[b, i] + ccnt[b, i]],
-                                      cvoff[cptr[b, i]:cptr[b, i] + ccnt[b, i]], DV, V[i], n, leak[b, o:o + n], gdiag[b],
-                                      gboff[g0:g0 + ng], diag[i, :n])
+                            _assemble(scale, lam, ng, coef, M, K, ctag[c0:c0 + K], cm[c0:c0 + K], cvoff[c0:c0 + K],
+                                      DV, V[i], n, leak[b, o:o + n], gdiag[b], gboff[g0:g0 + ng], diag[i, :n])
                     if banded[b, i]:
                         kl = kwidth[b, i, 0]
                         ku = kwidth[b, i, 1]
